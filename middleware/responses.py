@@ -1,0 +1,137 @@
+"""Response objects that know nothing of WSGI, and the header lists built once per resource.
+
+Following WhiteNoise: what can be computed when a resource enters level 1 (its header lists, its
+ETag, its 304) is computed then, so a hit is a lookup and a return.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .store.base import ResourceMeta
+
+#: How long the agent's browser may reuse a served resource without asking again. Short, because
+#: the customer may re-upload a URL with new bytes when the page changes; the ETag makes
+#: revalidation cheap.
+RESOURCE_MAX_AGE = 60
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    # An uploaded SVG opened directly must never run script; style-src lets SVG styles apply.
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    # The sandboxed viewer has an opaque origin and fetches fonts in CORS mode.
+    ("Access-Control-Allow-Origin", "*"),
+    # Tokens travel in URLs; never let them leak to an origin through Referer.
+    ("Referrer-Policy", "no-referrer"),
+)
+
+STATUS_LINES = {
+    200: "200 OK", 201: "201 Created", 204: "204 No Content", 302: "302 Found",
+    304: "304 Not Modified", 400: "400 Bad Request", 403: "403 Forbidden", 404: "404 Not Found",
+    405: "405 Method Not Allowed", 413: "413 Content Too Large", 415: "415 Unsupported Media Type",
+    422: "422 Unprocessable Content", 429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+
+class HttpError(Exception):
+    """An error answered as the spec's JSON shape: ``{"error": code, "message": text}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = list(headers)
+
+    def response(self) -> Response:
+        return json_response(self.status, {"error": self.code, "message": self.message}, self.headers)
+
+
+def json_response(status: int, payload: Any, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        *extra_headers,
+    ]
+    return Response(STATUS_LINES[status], headers, body)
+
+
+def empty_response(status: int, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return Response(STATUS_LINES[status], [("Content-Length", "0"), *extra_headers])
+
+
+def redirect_response(location: str) -> Response:
+    """Rule 4 of the decision table: let the agent's browser load the resource itself."""
+    return Response(STATUS_LINES[302], [
+        ("Location", location),
+        ("Content-Length", "0"),
+        ("Cache-Control", "private, no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Cobrowse-Source", "direct"),
+    ])
+
+
+def etag_for(meta: ResourceMeta) -> str:
+    """An ETag naming the exact bytes stored (variants get their own, see the rewriters)."""
+    return f'"{meta.sha256[:32]}"'
+
+
+def served_content_type(meta: ResourceMeta) -> str:
+    if meta.content_type.split(";", 1)[0].strip() == "text/css":
+        return "text/css; charset=utf-8"
+    return meta.content_type
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedResource:
+    """A cached resource ready to serve: its 200 and its 304, headers built once."""
+
+    etag: str
+    ok: Response
+    not_modified: Response
+
+    @classmethod
+    def build(cls, body: bytes, content_type: str, etag: str, source: str, tier: str | None) -> "PreparedResource":
+        common = [
+            ("ETag", etag),
+            ("Cache-Control", f"private, max-age={RESOURCE_MAX_AGE}"),
+            *SECURITY_HEADERS,
+            ("X-Cobrowse-Source", source),
+        ]
+        if tier is not None:
+            common.append(("X-Cobrowse-Cache", tier))
+        ok = Response(STATUS_LINES[200], [
+            ("Content-Type", content_type), ("Content-Length", str(len(body))), *common,
+        ], body)
+        return cls(etag, ok, Response(STATUS_LINES[304], common))
+
+    def answer(self, if_none_match: str | None) -> Response:
+        if if_none_match and etag_matches(if_none_match, self.etag):
+            return self.not_modified
+        return self.ok
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an ``If-None-Match`` list (or ``*``)."""
+    if if_none_match.strip() == "*":
+        return True
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
