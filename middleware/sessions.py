@@ -200,7 +200,12 @@ class SessionManager:
             fields = self._level2("get_session", sid, self.session_ttl)
         except Level2Unavailable:
             return session  # level 1's copy is all we have
-        if fields is None:
+        if fields is not None and fields.get("ended") == "1":
+            # An ended session may be a bare tombstone (level 2 lost the record before the end).
+            if session is None:
+                return None
+            session.ended = True
+        elif fields is None:
             if session is not None and not session.ended:
                 # Level 2 lost it (restarted empty, or it was down at creation): put it back so
                 # other processes can see it again.
