@@ -3,8 +3,10 @@ Redis comes back: level 2 is used again without a restart."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
+import pytest
 import redis
 import requests
 
@@ -25,7 +27,11 @@ def wait_for(predicate, timeout=10.0):
     return False
 
 
-def test_redis_down_then_back(redis_server, tmp_path):
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+def test_redis_down_then_back(fault, redis_server, tmp_path):
+    """``stopped``: connections are refused; ``frozen`` (SIGSTOP): connections hang."""
+    down, back = ((redis_server.stop, redis_server.start) if fault == "stopped"
+                  else (redis_server.pause, redis_server.resume))
     middleware = ResourceSyncMiddleware(plain_app, make_settings(tmp_path, redis_server.url))
     with serve_in_thread(middleware) as base:
         cb = Cobrowse(base, middleware)
@@ -33,7 +39,7 @@ def test_redis_down_then_back(redis_server, tmp_path):
         before = png(seed=1)
         assert cb.upload(session, f"{SITE}/before.png", before, "image/png").status_code == 201
 
-        redis_server.stop()
+        down()
         try:
             # in level 1 already: still served, and no request hangs on the dead server
             for _ in range(10):
@@ -55,13 +61,12 @@ def test_redis_down_then_back(redis_server, tmp_path):
             assert "cobrowse_level2_up 0.0" in metrics
             assert "cobrowse_level2_errors_total 0.0" not in metrics
         finally:
-            redis_server.start()
+            back()
 
         # back: the breaker's probe closes it and level 2 is written again
         assert wait_for(lambda: requests.get(f"{cb.api}/health", timeout=10).json()["status"] == "ok")
         after = png(seed=3)
         assert cb.upload(session, f"{SITE}/after.png", after, "image/png").status_code == 201
         client = redis.Redis.from_url(redis_server.url)
-        import hashlib
         assert client.get(f"cb:b:{hashlib.sha256(after).hexdigest()}") == after
         assert "cobrowse_level2_up 1.0" in requests.get(f"{cb.api}/metrics", timeout=10).text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from tests.integration.conftest import SECRET
@@ -33,7 +35,6 @@ def _upload_through_a_read_through_b(env: dict[str, str]) -> None:
         assert joined.status_code == 200
         assert requests.delete(f"{b}/_cobrowse/sessions/current", timeout=10,
                                headers={"X-Cobrowse-Token": session["upload_token"]}).status_code == 204
-        import time
         time.sleep(1.1)  # A re-reads a session record at most this stale
         gone = requests.get(f"{a}/_cobrowse/resources", params={"url": f"{SITE}/a.png",
                             "token": session["view_token"]}, timeout=10, allow_redirects=False)
