@@ -7,17 +7,21 @@ outside the prefix goes to the wrapped application untouched, at the cost of one
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
 from werkzeug.http import parse_options_header
 
+from .fetch.sync import ServerSideSync
 from .metrics import Metrics
-from .responses import HttpError, Response, empty_response, json_response
+from .responses import HttpError, PreparedResource, Response, empty_response, json_response
 from .serving import ResourceServer
 from .sessions import Session, SessionManager
 from .settings import Settings
+from .snapshots import Snapshots
 from .store.breaker import CircuitBreaker
 from .store.embedded import EmbeddedLevel2
 from .store.redis import RedisLevel2
@@ -34,6 +38,31 @@ Handler = Callable[["WSGIEnvironment"], Response]
 
 #: Headers a customer page on another allowed origin may send (CORS preflight).
 CORS_ALLOW_HEADERS = "Content-Type, X-Cobrowse-Token, X-Cobrowse-Url"
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Our own files, their content types, and the CSP each is served with. The viewer may run its own
+#: script and frame the snapshot; the snapshot itself (see snapshots.py) may run none.
+STATIC_FILES = {
+    "cobrowse.js": ("application/javascript; charset=utf-8", "default-src 'none'"),
+    "agent.html": ("text/html; charset=utf-8",
+                   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                   "img-src 'self' data:; frame-src 'self'; connect-src 'self'; base-uri 'none'; "
+                   "form-action 'none'; frame-ancestors 'none'"),
+    "agent.js": ("application/javascript; charset=utf-8", "default-src 'none'"),
+    "agent.css": ("text/css; charset=utf-8", "default-src 'none'"),
+}
+
+
+def load_static_files() -> dict[str, PreparedResource]:
+    """Read our own static files once, at start-up, into ready responses."""
+    files = {}
+    for name, (content_type, csp) in STATIC_FILES.items():
+        path = STATIC_DIR / name
+        if path.is_file():
+            body = path.read_bytes()
+            files[name] = PreparedResource.build_page(
+                body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"', csp)
+    return files
 
 
 class ResourceSyncMiddleware:
@@ -61,7 +90,11 @@ class ResourceSyncMiddleware:
         self.sessions = SessionManager(self.level2, TokenSigner(settings.secret_key),
                                        settings.session_ttl, settings.session_max_bytes)
         self.uploader = Uploader(self.store, self.sessions, settings.max_size, self.metrics)
-        self.resources = ResourceServer(self.store, self.sessions, self.metrics, settings.proxy_types)
+        fetcher = ServerSideSync(settings, self.store) if settings.allowed_external_domains else None
+        self.resources = ResourceServer(self.prefix, self.store, self.sessions, self.metrics,
+                                        settings.proxy_types, fetcher)
+        self.snapshots = Snapshots(self.prefix, self.store, self.sessions, settings.max_size)
+        self.static_files = load_static_files()
         self.metrics.watch(lambda: not self.level2.is_open, lambda: self.store.local.size)
 
         # path -> (metrics endpoint, {method: handler}, whether customer pages call it cross-origin)
@@ -73,6 +106,12 @@ class ResourceSyncMiddleware:
             f"{p}/resources/check": ("check", {"POST": self.check_resources}, True),
             f"{p}/resources": ("resources", {"GET": self.get_resource, "HEAD": self.get_resource,
                                              "POST": self.upload_resources}, True),
+            f"{p}/snapshot": ("snapshot", {"GET": self.get_snapshot, "HEAD": self.get_snapshot,
+                                           "POST": self.post_snapshot}, True),
+            f"{p}/cobrowse.js": ("script", {"GET": self.static("cobrowse.js")}, False),
+            f"{p}/agent": ("agent", {"GET": self.static("agent.html")}, False),
+            f"{p}/static/agent.js": ("agent", {"GET": self.static("agent.js")}, False),
+            f"{p}/static/agent.css": ("agent", {"GET": self.static("agent.css")}, False),
             f"{p}/health": ("health", {"GET": self.health}, False),
             f"{p}/metrics": ("metrics", {"GET": self.metrics_page}, False),
         }
@@ -175,11 +214,14 @@ class ResourceSyncMiddleware:
             {"url": url, "sha256": meta.sha256, "size": meta.size, "type": meta.content_type,
              "tier": "L1" if self.store.in_level1(session.sid, url) else "L2"}
             for url, meta in sorted(self.store.stored(session.sid).items())
+            if not url.startswith("~")  # the snapshot and other internal entries
         ]
+        served = [{"url": url, "source": source, "tier": tier, "status": status}
+                  for url, (source, tier, status) in list(session.served.items())]
         return json_response(200, {
             "session": session.sid, "settings": session.public_settings(), "page": session.page,
             "charset": session.charset, "expires_in": int(self.settings.session_ttl),
-            "resources": resources,
+            **self.snapshots.info(session), "resources": resources, "served": served,
         })
 
     def end_session(self, environ: WSGIEnvironment) -> Response:
@@ -202,6 +244,21 @@ class ResourceSyncMiddleware:
             status, answer = self.uploader.upload_batch(environ, session, options["boundary"])
             return json_response(status, answer)
         return json_response(201, self.uploader.upload_raw(environ, session))
+
+    def post_snapshot(self, environ: WSGIEnvironment) -> Response:
+        return json_response(201, self.snapshots.post(environ, self._customer(environ)))
+
+    def get_snapshot(self, environ: WSGIEnvironment) -> Response:
+        return self.snapshots.get(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"))
+
+    def static(self, name: str) -> Handler:
+        """A handler serving one of our own files (404 when the package lacks it)."""
+        def handler(environ: WSGIEnvironment) -> Response:
+            prepared = self.static_files.get(name)
+            if prepared is None:
+                raise HttpError(404, "not_found", f"{name} is not installed")
+            return prepared.answer(environ.get("HTTP_IF_NONE_MATCH"))
+        return handler
 
     def get_resource(self, environ: WSGIEnvironment) -> Response:
         return self.resources.serve(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"))

@@ -118,6 +118,21 @@ class PreparedResource:
         ], body)
         return cls(etag, ok, Response(STATUS_LINES[304], common))
 
+    @classmethod
+    def build_page(cls, body: bytes, content_type: str, etag: str, csp: str) -> "PreparedResource":
+        """Our own pages and scripts (snapshot, viewer, customer script): revalidated on every use."""
+        common = [
+            ("ETag", etag),
+            ("Cache-Control", "private, no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", csp),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        ok = Response(STATUS_LINES[200], [
+            ("Content-Type", content_type), ("Content-Length", str(len(body))), *common,
+        ], body)
+        return cls(etag, ok, Response(STATUS_LINES[304], common))
+
     def answer(self, if_none_match: str | None) -> Response:
         if if_none_match and etag_matches(if_none_match, self.etag):
             return self.not_modified

@@ -2,34 +2,51 @@
 
 1. not an absolute http(s) URL -> 400
 2. the session stores a copy -> serve it (level 1, else level 2, promoted)
-3. server-side sync (the ``fetcher`` seam; off when none is plugged in)
+3. server-side sync, when the session allows it, ``as`` names a kind in ``[proxy] types`` and the
+   host is allowed -> serve what the guarded fetch got
 4. otherwise -> 302 to the original URL (direct load)
+
+Stylesheets, whatever their source, are served as UTF-8 with every URL in them pointing back here
+for the same token. That rewrite is done once per stored sheet and token and kept with the entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from .metrics import Metrics
-from .responses import HttpError, PreparedResource, Response, etag_for, redirect_response, served_content_type
+from .responses import HttpError, PreparedResource, Response, etag_for, redirect_response
+from .rewrite.charset import decode_stylesheet, utf8_stylesheet_bytes
+from .rewrite.css import rewrite_stylesheet
 from .sessions import Session, SessionManager
 from .store.tiered import CachedResource, TieredStore
 from .urls import BadURL, normalize_url
 
 #: ``as`` values the rewriters add, and the ``[proxy] types`` kind each one means.
 KIND_OF_AS = {"style": "css", "font": "font", "image": "image"}
+#: Variants one entry keeps (tokens x referrer encodings); a shared proxied sheet read by many
+#: sessions starts afresh past this, so an entry's memory stays bounded.
+MAX_VARIANTS = 16
+#: What the agent's browser last got for each URL, per session, for the viewer's panel.
+MAX_SERVED_PER_SESSION = 5000
 
 
 class ServerSideSync(Protocol):
-    """Rule 3: fetch a resource from an allowed origin; None when it cannot (then rule 4)."""
+    """Rule 3: a resource fetched from an allowed origin; None when it cannot be had (rule 4)."""
 
-    def fetch(self, url: str, kind: str, session: Session) -> PreparedResource | None: ...
+    def fetch(self, url: str, kind: str) -> CachedResource | None: ...
+
+
+def is_stylesheet(entry: CachedResource) -> bool:
+    return entry.meta.content_type.startswith("text/css")
 
 
 class ResourceServer:
-    def __init__(self, store: TieredStore, sessions: SessionManager, metrics: Metrics,
+    def __init__(self, prefix: str, store: TieredStore, sessions: SessionManager, metrics: Metrics,
                  proxy_types: frozenset[str], fetcher: ServerSideSync | None = None) -> None:
+        self.endpoint = f"{prefix}/resources"
         self.store = store
         self.sessions = sessions
         self.metrics = metrics
@@ -38,32 +55,75 @@ class ResourceServer:
 
     def serve(self, query_string: str, if_none_match: str | None) -> Response:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
-        session = self.sessions.authenticate(query.get("token"), "view")
+        token = query.get("token", "")
+        session = self.sessions.authenticate(token, "view")
         try:
             url = normalize_url(query.get("url", ""))
         except BadURL as exc:
             raise HttpError(400, "bad_url", f"url: {exc}") from None
+        # Set by the rewriter on @import targets: the importing sheet's encoding (CSS Syntax 3).
+        referrer_charset = query.get("cs") or session.charset
 
         found = self.store.get(session.sid, url)
         if found is not None:
             entry, tier = found
             self.metrics.hits[tier].inc()
-            return self._prepared(entry, tier).answer(if_none_match)
+            self._record(session, url, ("cache", tier, 200))
+            return self._prepared(entry, url, "cache", tier, token, referrer_charset).answer(if_none_match)
 
         kind = KIND_OF_AS.get(query.get("as", ""))
         if self.fetcher is not None and kind in self.proxy_types and session.css_server:
-            proxied = self.fetcher.fetch(url, kind, session)
-            if proxied is not None:
+            entry = self.fetcher.fetch(url, kind)
+            if entry is not None:
                 self.metrics.fallbacks["proxy"].inc()
-                return proxied.answer(if_none_match)
+                self._record(session, url, ("proxy", None, 200))
+                return self._prepared(entry, url, "proxy", None, token, referrer_charset).answer(if_none_match)
         self.metrics.fallbacks["direct"].inc()
+        self._record(session, url, ("direct", None, 302))
         return redirect_response(url)
 
     @staticmethod
-    def _prepared(entry: CachedResource, tier: str) -> PreparedResource:
-        """The entry's response for ``tier``, built on its first hit and kept with the entry."""
-        prepared = entry.prepared.get(tier)
-        if prepared is None:
-            prepared = entry.prepared[tier] = PreparedResource.build(
-                entry.body, served_content_type(entry.meta), etag_for(entry.meta), "cache", tier)
+    def _record(session: Session, url: str, outcome: tuple[str, str | None, int]) -> None:
+        if len(session.served) < MAX_SERVED_PER_SESSION or url in session.served:
+            session.served[url] = outcome
+
+    def _prepared(self, entry: CachedResource, url: str, source: str, tier: str | None, token: str,
+                  referrer_charset: str) -> PreparedResource:
+        """The entry's ready response, built on first use and kept with the entry."""
+        stylesheet = is_stylesheet(entry)
+        key = (source, tier, token, referrer_charset) if stylesheet else (source, tier)
+        prepared = entry.prepared.get(key)
+        if prepared is not None:
+            return prepared
+        if stylesheet:
+            body = self._rewrite_stylesheet(entry, url, token, referrer_charset)
+            etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+            content_type = "text/css; charset=utf-8"
+        else:
+            body, etag, content_type = entry.body, etag_for(entry.meta), entry.meta.content_type
+        prepared = PreparedResource.build(body, content_type, etag, source, tier)
+        if len(entry.prepared) >= MAX_VARIANTS:
+            entry.prepared.clear()
+        entry.prepared[key] = prepared
         return prepared
+
+    def _rewrite_stylesheet(self, entry: CachedResource, url: str, token: str, referrer_charset: str) -> bytes:
+        text, encoding = decode_stylesheet(entry.body, _charset_of(entry.meta.content_type), referrer_charset or None)
+        endpoint, quoted_token = self.endpoint, quote(token, safe="")
+        # An @import target falls back to its importing sheet's encoding, as in browsers: pass
+        # it along in the rewritten URL, where serve() reads it back as ``cs``.
+        import_hint = "" if encoding == "utf-8" else f"&cs={quote(encoding)}"
+
+        def make_url(absolute: str, kind: str) -> str:
+            target = f"{endpoint}?url={quote(absolute, safe='')}&token={quoted_token}&as={kind}"
+            return target + import_hint if kind == "style" else target
+
+        return utf8_stylesheet_bytes(rewrite_stylesheet(text, url, make_url))
+
+
+def _charset_of(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset" and value:
+            return value.strip().strip('"')
+    return None

@@ -48,6 +48,8 @@ class Session:
     bytes_used: int = 0
     last_used: float = field(default_factory=time.time)
     checked_at: float = field(default_factory=time.monotonic)
+    # What the agent's browser got for each URL in this process: (source, tier, status).
+    served: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)
 
     @property
     def expires(self) -> int:
@@ -89,6 +91,7 @@ class SessionManager:
         # Verifying a token is an HMAC; a hit on the hot path should not pay it every time.
         self._verified: TTLCache[tuple[str, str], TokenClaims] = TTLCache(65_536, 60)
         self._join_failures: TTLCache[str, list[int]] = TTLCache(65_536, JOIN_FAILURE_WINDOW)
+        # cachetools caches are not thread-safe; every access to the four above goes under it.
         self._lock = threading.Lock()
 
     def _level2(self, method: str, *args: Any) -> Any:
@@ -127,11 +130,13 @@ class SessionManager:
 
     def join(self, code: str, client: str) -> dict[str, str]:
         """The answer of ``POST /sessions/join``; wrong codes are rate-limited per address."""
-        failures = self._join_failures.get(client)
+        with self._lock:
+            failures = self._join_failures.get(client)
         if failures is not None and failures[0] >= JOIN_FAILURES_ALLOWED:
             raise HttpError(429, "rate_limited", "too many wrong join codes; try again later",
                             [("Retry-After", str(JOIN_FAILURE_WINDOW))])
-        sid = self._codes.get(code)
+        with self._lock:
+            sid = self._codes.get(code)
         if sid is None:
             try:
                 sid = self._level2("session_for_code", code)
@@ -168,11 +173,13 @@ class SessionManager:
 
     def authenticate(self, token: str | None, role: str) -> Session:
         """The live session a token of ``role`` opens; otherwise ``403``."""
-        claims = self._verified.get((token or "", role))
+        with self._lock:
+            claims = self._verified.get((token or "", role))
         try:
             if claims is None:
                 claims = self.signer.verify(token, role)
-                self._verified[(token or "", role)] = claims
+                with self._lock:
+                    self._verified[(token or "", role)] = claims
             elif claims.expires <= time.time():
                 raise InvalidToken("expired token")
         except InvalidToken as exc:
@@ -184,7 +191,8 @@ class SessionManager:
 
     def live(self, sid: str) -> Session | None:
         """The session if it lives, refreshing its idle timer; None otherwise."""
-        session = self._sessions.get(sid)
+        with self._lock:
+            session = self._sessions.get(sid)
         if session is None or time.monotonic() - session.checked_at >= REVALIDATE_AFTER:
             session = self._revalidate(sid, session)
         if session is None or session.ended:
@@ -219,6 +227,7 @@ class SessionManager:
                 session = stored
             else:
                 session.ended = session.ended or stored.ended
+                session.page, session.charset = stored.page, stored.charset
                 session.bytes_used = max(session.bytes_used, stored.bytes_used)
             session.last_used = time.time()  # level 2 still holds it, so it was used recently
         if session is not None:

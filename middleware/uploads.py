@@ -63,12 +63,12 @@ def stored_content_type(raw: str | None) -> str | None:
     return mimetype
 
 
-def read_json(environ: WSGIEnvironment, required: bool = True) -> Any:
-    """The request's JSON body (at most ``MAX_JSON_BYTES``), or None when optional and empty."""
+def read_json(environ: WSGIEnvironment, required: bool = True, limit: int = MAX_JSON_BYTES) -> Any:
+    """The request's JSON body (at most ``limit`` bytes), or None when optional and empty."""
     stream = get_input_stream(environ, max_content_length=None)
-    body = stream.read(MAX_JSON_BYTES + 1)
-    if len(body) > MAX_JSON_BYTES:
-        raise HttpError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise HttpError(413, "too_large", f"this JSON body is limited to {limit} bytes")
     if not body.strip():
         if required:
             raise HttpError(400, "bad_request", "a JSON body is required")

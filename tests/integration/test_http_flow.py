@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import parse_qs
 
 import requests
 
@@ -18,6 +19,18 @@ SPEC_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Cobrowse-Source": "cache",
 }
+
+
+def assert_rewritten(served: str, token: str) -> None:
+    """The sample sheet as the agent gets it: every URL points back here for this token."""
+    targets = [parse_qs(part.split('"')[0])
+               for part in served.split('"/_cobrowse/resources?')[1:]]
+    assert [(t["url"][0], t["as"][0], t["token"][0]) for t in targets] == [
+        (f"{SITE}/css/theme.css", "style", token),
+        (f"{SITE}/img/bg.png", "image", token),
+        (f"{SITE}/css/logo.svg", "image", token),
+    ]
+    assert "no-repeat;" in served and served.count("url(") == 2
 
 
 def batch_upload(cobrowse, session, parts):
@@ -46,7 +59,10 @@ def test_upload_raw_and_batch_then_agent_reads_identical_bytes(cobrowse):
                              (f"{SITE}/fonts/f.woff2", WOFF2, "font/woff2")]:
         got = cobrowse.fetch(session["view_token"], url)
         assert got.status_code == 200, got.text
-        assert got.content == body
+        if ctype.startswith("text/css"):
+            assert_rewritten(got.text, session["view_token"])
+        else:
+            assert got.content == body
         assert got.headers["Content-Type"] == ctype
         for name, value in SPEC_HEADERS.items():
             assert got.headers[name] == value
@@ -56,7 +72,7 @@ def test_upload_raw_and_batch_then_agent_reads_identical_bytes(cobrowse):
         again = requests.get(got.url, headers={"If-None-Match": etag}, timeout=10)
         assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
         changed = requests.get(got.url, headers={"If-None-Match": '"other"'}, timeout=10)
-        assert changed.status_code == 200 and changed.content == body
+        assert changed.status_code == 200 and changed.content == got.content
 
     head = requests.head(cobrowse.fetch(session["view_token"], f"{SITE}/img/a.png").url, timeout=10)
     assert head.status_code == 200 and head.content == b"" and head.headers["Content-Length"] == str(len(PNG))
