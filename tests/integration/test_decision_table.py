@@ -192,3 +192,22 @@ def test_an_imported_sheet_inherits_the_importing_sheets_encoding(cobrowse):
     assert "cs=euc-jp" in child_link
     served_child = requests.get(cobrowse.base + child_link, timeout=10)
     assert '"漢字"' in served_child.content.decode("utf-8")
+
+
+def test_hostile_origin_answers_fall_to_direct_and_nothing_is_cached(cobrowse, origin):
+    from middleware.fetch.sync import PROXY_NAMESPACE
+    from tests.support.origin import endless, gzip_bomb
+
+    origin.route("/bomb.css", body=gzip_bomb(10**9), headers={"Content-Type": "text/css", "Content-Encoding": "gzip"})
+    origin.route("/endless.css", body=endless(), chunked=True, headers={"Content-Type": "text/css"})
+    origin.route("/huge.css", body=b"a{}", content_length=10**9, headers={"Content-Type": "text/css"})
+    origin.route("/error.css", status=500, body=b"a{}", headers={"Content-Type": "text/css"})
+    origin.redirect("/to-loopback.css", f"http://127.0.0.2:{origin.port}/site.css")
+    origin.redirect("/to-metadata.css", "http://169.254.169.254/latest/meta-data/")
+    session = cobrowse.new_session()
+    for path in ["/bomb.css", "/endless.css", "/huge.css", "/error.css", "/to-loopback.css",
+                 "/to-metadata.css", "/page.css"]:
+        got = cobrowse.fetch(session["view_token"], origin.url(path), **{"as": "style"})
+        assert got.status_code == 302 and got.headers["X-Cobrowse-Source"] == "direct", path
+        assert cobrowse.middleware.store.get(PROXY_NAMESPACE, origin.url(path)) is None, path
+    assert origin.hits("/site.css") == 0  # the redirect to 127.0.0.2 was never followed
