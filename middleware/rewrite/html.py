@@ -26,18 +26,15 @@ that any HTML tokenizer reads exactly as we meant it:
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Callable, Iterator
-from html.parser import HTMLParser
+from collections.abc import Iterator
+from html import escape
+from html.parser import HTMLParser, attrfind_tolerant, tagfind_tolerant
 
 from ..urls import BadURL, normalize_url
-from .css import rewrite_style_attribute, rewrite_stylesheet
+from .css import MakeURL, rewrite_style_attribute, rewrite_stylesheet
 
 __all__ = ["MakeURL", "rewrite_snapshot"]
-
-#: ``make_url(absolute_url, kind)`` -> the URL to write instead; kind is "style", "font" or "image".
-MakeURL = Callable[[str, str], str]
 
 Attributes = list[tuple[str, "str | None"]]
 
@@ -126,13 +123,13 @@ _SRCSET_SEPARATORS = _ASCII_WHITESPACE + ","
 
 # A start tag plain enough that browsers and html.parser read the same name and attributes in it:
 # ASCII whitespace between attributes, simple names, values quoted or free of anything special.
-# (Possessive quantifiers: a failing match never backtracks.)
+# (Each part ends where the next must begin, so a failing match backtracks in linear time.)
 _PLAIN_START_TAG = re.compile(r"""
-    <[a-zA-Z][^\s/>\x00]*+
-    (?:[\t\n\f\r ]++[^\s\x00-\x1f\x7f"'<>/=]++
-       (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\s"'<>=`]++))?+
-    )*+
-    [\t\n\f\r ]*+/?>
+    <[a-zA-Z][^\s/>\x00]*
+    (?:[\t\n\f\r ]+[^\s\x00-\x1f\x7f"'<>/=]+
+       (?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"[^"]*"|'[^']*'|[^\s"'<>=`]+))?
+    )*
+    [\t\n\f\r ]*/?>
 """, re.VERBOSE)
 _ATTRIBUTE_NAME = re.compile(r"[^\s\x00-\x1f\x7f\"'<>/=]+")  # what we write when rebuilding
 _TAG_NAME = re.compile(r"</?([a-zA-Z][^\t\n\r\f />\x00]*)")  # html.parser's rule, original case
@@ -221,7 +218,7 @@ def srcset_pieces(value: str) -> Iterator[tuple[str, bool]]:
 
 
 def _inert_css(css: str) -> str:
-    """CSS without script URLs (a browser would not run them from CSS, but the snapshot carries none)."""
+    """CSS without script URLs: browsers do not run them from CSS, but the snapshot has none."""
     return _CSS_SCRIPT_URL.sub("about:invalid#", css)
 
 
@@ -265,14 +262,32 @@ def _script_data_end(text: str, position: int) -> int:
     return len(text)
 
 
-def _build_start_tag(name: str, attrs: Attributes, self_closing: bool) -> str:
+def _written_names(raw: str) -> dict[str, str]:
+    """Attribute names as the start tag ``raw`` spells them (viewBox), by html.parser's lower case.
+
+    Scans the tag as html.parser's own ``parse_starttag`` does, with its own expressions.
+    """
+    names: dict[str, str] = {}
+    match = tagfind_tolerant.match(raw, 1)
+    position = match.end() if match else len(raw)
+    while position < len(raw) and (match := attrfind_tolerant.match(raw, position)):
+        names.setdefault(match.group(1).lower(), match.group(1))
+        position = match.end()
+    return names
+
+
+def _build_start_tag(name: str, attrs: Attributes, self_closing: bool, raw: str = "") -> str:
     """A start tag every parser reads the same way: the first of each name, values quoted."""
-    parts, seen = ["<", name], set()
+    parts, seen, written = ["<", name], set(), _written_names(raw)
     for attr, value in attrs:
         if attr in seen or not _ATTRIBUTE_NAME.fullmatch(attr):
             continue  # browsers keep the first; a name with odd characters is not worth the risk
         seen.add(attr)
-        parts.append(f" {attr}" if value is None else f' {attr}="{html.escape(value, quote=True)}"')
+        attr_name = written.get(attr, attr)
+        if attr_name.lower() != attr or not _ATTRIBUTE_NAME.fullmatch(attr_name):
+            attr_name = attr
+        parts.append(f" {attr_name}" if value is None
+                     else f' {attr_name}="{escape(value, quote=True)}"')
     parts.append("/>" if self_closing else ">")
     return "".join(parts)
 
@@ -354,7 +369,7 @@ class _SnapshotRewriter(HTMLParser):
         return super().parse_endtag(i)
 
     def parse_comment(self, i: int, report: int = 1) -> int:
-        """A comment as browsers end it: ``<!-->``, ``<!--->``, the first ``-->`` or ``--!>``, or EOF."""
+        """A comment ended as browsers end it: ``<!-->``, ``<!--->``, ``-->``, ``--!>`` or EOF."""
         rawdata = self.rawdata
         start = i + 4
         if rawdata.startswith(">", start):
@@ -369,7 +384,7 @@ class _SnapshotRewriter(HTMLParser):
         return end
 
     def parse_html_declaration(self, i: int) -> int:
-        """``<!DOCTYPE ...>`` is kept; ``<![CDATA[`` and other ``<!...>`` are bogus comments in HTML."""
+        """``<!DOCTYPE ...>`` is kept; ``<![CDATA[``, ``<!x>``: bogus comments in HTML, dropped."""
         rawdata = self.rawdata
         if rawdata.startswith("<!--", i):
             return self.parse_comment(i)
@@ -442,13 +457,13 @@ class _SnapshotRewriter(HTMLParser):
             # Their text is raw, so it cannot be written without "<" and "&" inside them; a
             # <pre> shows the same text in the same style (the UA sheet styles them alike).
             self._raw_text_name = "pre"
-            self._out.append(_build_start_tag("pre", new_attrs, False))
+            self._out.append(_build_start_tag("pre", new_attrs, False, raw))
         elif new_attrs == attrs and _PLAIN_START_TAG.fullmatch(raw):
             self._out.append(raw)
         else:
             match = _TAG_NAME.match(raw)
             name = match.group(1) if match and match.group(1).lower() == tag else tag
-            self._out.append(_build_start_tag(name, new_attrs, self_closing))
+            self._out.append(_build_start_tag(name, new_attrs, self_closing, raw))
 
     def _note_base(self, attrs: Attributes) -> None:
         """The first ``<base href>`` sets the base URL; every ``<base>`` is then dropped."""
@@ -594,7 +609,7 @@ class _SnapshotRewriter(HTMLParser):
                 # RCDATA: references are decoded as in text, so "&lt;" means "<" either way.
                 self._out.append(content.replace("<", "&lt;"))
             elif tag in ("xmp", "plaintext"):
-                self._out.append(html.escape(content, quote=False))
+                self._out.append(escape(content, quote=False))
             # An <iframe>'s content is never shown.
             self._out.append(f"</{self._raw_text_name}>")
         if end == len(rawdata):
