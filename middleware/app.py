@@ -249,7 +249,8 @@ class ResourceSyncMiddleware:
         return json_response(201, self.snapshots.post(environ, self._customer(environ)))
 
     def get_snapshot(self, environ: WSGIEnvironment) -> Response:
-        return self.snapshots.get(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"))
+        return self.snapshots.get(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"),
+                                  environ.get("HTTP_ACCEPT_ENCODING"))
 
     def static(self, name: str) -> Handler:
         """A handler serving one of our own files (404 when the package lacks it)."""
@@ -257,11 +258,12 @@ class ResourceSyncMiddleware:
             prepared = self.static_files.get(name)
             if prepared is None:
                 raise HttpError(404, "not_found", f"{name} is not installed")
-            return prepared.answer(environ.get("HTTP_IF_NONE_MATCH"))
+            return prepared.answer(environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_ACCEPT_ENCODING"))
         return handler
 
     def get_resource(self, environ: WSGIEnvironment) -> Response:
-        return self.resources.serve(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"))
+        return self.resources.serve(environ.get("QUERY_STRING", ""), environ.get("HTTP_IF_NONE_MATCH"),
+                                    environ.get("HTTP_ACCEPT_ENCODING"))
 
     # --- operations ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ ETag, its 304) is computed then, so a hit is a lookup and a return.
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -95,48 +96,92 @@ def served_content_type(meta: ResourceMeta) -> str:
     return meta.content_type
 
 
+#: Types worth a precompressed variant, and the smallest body worth compressing.
+COMPRESSIBLE_TYPES = ("text/css", "image/svg+xml", "text/html", "application/javascript")
+MIN_COMPRESSIBLE = 512
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedResource:
-    """A cached resource ready to serve: its 200 and its 304, headers built once."""
+    """A resource ready to serve: its 200 and its 304, headers built once, and a gzip variant
+    (its own ETag) when the type compresses and the saving is real."""
 
     etag: str
     ok: Response
     not_modified: Response
+    gzipped: "PreparedResource | None" = None
 
     @classmethod
     def build(cls, body: bytes, content_type: str, etag: str, source: str, tier: str | None) -> "PreparedResource":
-        common = [
-            ("ETag", etag),
+        """A cached, proxied or otherwise synced resource, with the spec's headers."""
+        headers = [
             ("Cache-Control", f"private, max-age={RESOURCE_MAX_AGE}"),
             *SECURITY_HEADERS,
             ("X-Cobrowse-Source", source),
         ]
         if tier is not None:
-            common.append(("X-Cobrowse-Cache", tier))
-        ok = Response(STATUS_LINES[200], [
-            ("Content-Type", content_type), ("Content-Length", str(len(body))), *common,
-        ], body)
-        return cls(etag, ok, Response(STATUS_LINES[304], common))
+            headers.append(("X-Cobrowse-Cache", tier))
+        return cls._with_variants(body, content_type, etag, headers)
 
     @classmethod
     def build_page(cls, body: bytes, content_type: str, etag: str, csp: str) -> "PreparedResource":
         """Our own pages and scripts (snapshot, viewer, customer script): revalidated on every use."""
-        common = [
-            ("ETag", etag),
+        return cls._with_variants(body, content_type, etag, [
             ("Cache-Control", "private, no-cache"),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", csp),
             ("Referrer-Policy", "no-referrer"),
-        ]
+        ])
+
+    @classmethod
+    def _with_variants(cls, body: bytes, content_type: str, etag: str,
+                       headers: list[tuple[str, str]]) -> "PreparedResource":
+        gzipped = None
+        if content_type.startswith(COMPRESSIBLE_TYPES) and len(body) >= MIN_COMPRESSIBLE:
+            compressed = gzip.compress(body, 6, mtime=0)
+            if len(compressed) <= 0.9 * len(body):
+                headers = [*headers, ("Vary", "Accept-Encoding")]
+                gzipped = cls._one(compressed, content_type, f'{etag[:-1]}-gzip"',
+                                   [*headers, ("Content-Encoding", "gzip")])
+        return cls._one(body, content_type, etag, headers, gzipped)
+
+    @classmethod
+    def _one(cls, body: bytes, content_type: str, etag: str, headers: list[tuple[str, str]],
+             gzipped: "PreparedResource | None" = None) -> "PreparedResource":
+        common = [("ETag", etag), *headers]
         ok = Response(STATUS_LINES[200], [
             ("Content-Type", content_type), ("Content-Length", str(len(body))), *common,
         ], body)
-        return cls(etag, ok, Response(STATUS_LINES[304], common))
+        return cls(etag, ok, Response(STATUS_LINES[304], common), gzipped)
 
-    def answer(self, if_none_match: str | None) -> Response:
+    @property
+    def size(self) -> int:
+        """Bytes of bodies held (for level-1 accounting)."""
+        return len(self.ok.body) + (len(self.gzipped.ok.body) if self.gzipped else 0)
+
+    def answer(self, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
+        if self.gzipped is not None and accept_encoding and accepts_gzip(accept_encoding):
+            return self.gzipped.answer(if_none_match)
         if if_none_match and etag_matches(if_none_match, self.etag):
             return self.not_modified
         return self.ok
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header admits gzip (``gzip;q=0`` refuses it)."""
+    if "gzip" not in accept_encoding:
+        return False
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            q = params.strip().lower()
+            if not q.startswith("q="):
+                return True
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

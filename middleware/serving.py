@@ -53,7 +53,7 @@ class ResourceServer:
         self.proxy_types = proxy_types
         self.fetcher = fetcher
 
-    def serve(self, query_string: str, if_none_match: str | None) -> Response:
+    def serve(self, query_string: str, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         token = query.get("token", "")
         session = self.sessions.authenticate(token, "view")
@@ -69,7 +69,8 @@ class ResourceServer:
             entry, tier = found
             self.metrics.hits[tier].inc()
             self._record(session, url, ("cache", tier, 200))
-            return self._prepared(entry, url, "cache", tier, token, referrer_charset).answer(if_none_match)
+            prepared = self._prepared(entry, url, "cache", tier, token, referrer_charset)
+            return prepared.answer(if_none_match, accept_encoding)
 
         kind = KIND_OF_AS.get(query.get("as", ""))
         if self.fetcher is not None and kind in self.proxy_types and session.css_server:
@@ -77,7 +78,8 @@ class ResourceServer:
             if entry is not None:
                 self.metrics.fallbacks["proxy"].inc()
                 self._record(session, url, ("proxy", None, 200))
-                return self._prepared(entry, url, "proxy", None, token, referrer_charset).answer(if_none_match)
+                prepared = self._prepared(entry, url, "proxy", None, token, referrer_charset)
+                return prepared.answer(if_none_match, accept_encoding)
         self.metrics.fallbacks["direct"].inc()
         self._record(session, url, ("direct", None, 302))
         return redirect_response(url)

@@ -81,7 +81,7 @@ class Snapshots:
         return {"snapshot": {"version": found[0].meta.sha256[:16], "url": document["url"],
                              "viewport": document["viewport"], "scroll": document["scroll"]}}
 
-    def get(self, query_string: str, if_none_match: str | None) -> Response:
+    def get(self, query_string: str, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
         token = dict(parse_qsl(query_string)).get("token", "")
         session = self.sessions.authenticate(token, "view")
         found = self.store.get(session.sid, SNAPSHOT_KEY)
@@ -99,4 +99,4 @@ class Snapshots:
             html = rewrite_snapshot(document["html"], document["url"], make_url).encode("utf-8")
             prepared = entry.prepared[token] = PreparedResource.build_page(
                 html, "text/html; charset=utf-8", f'"{hashlib.sha256(html).hexdigest()[:32]}"', SNAPSHOT_CSP)
-        return prepared.answer(if_none_match)
+        return prepared.answer(if_none_match, accept_encoding)

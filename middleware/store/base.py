@@ -92,6 +92,10 @@ class Level2(Protocol):
         """The session's copy of ``url`` in one round trip, refreshing its TTLs; None if absent
         (including when the index names a blob that has expired)."""
 
+    def touch_resource(self, sid: str, sha256: str, ttl: float) -> None:
+        """Slide the TTLs of the session's index and of the blob, without reading the bytes
+        (level 1 served them; level 2 must not forget them meanwhile)."""
+
     def link_resource(self, sid: str, url: str, sha256: str, ttl: float) -> ResourceMeta | None:
         """If this session itself uploaded ``sha256`` and the blob still exists, point ``url`` at
         it and return its meta; otherwise None and nothing changes."""

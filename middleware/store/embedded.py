@@ -302,6 +302,10 @@ class EmbeddedLevel2:
             self._refresh(db, sid, sha256, now, ttl)
         return ResourceMeta.decode(meta), bytes(body)
 
+    def touch_resource(self, sid: str, sha256: str, ttl: float) -> None:
+        with self._writing() as db:
+            self._refresh(db, sid, sha256, time.time(), ttl)
+
     def link_resource(self, sid: str, url: str, sha256: str, ttl: float) -> ResourceMeta | None:
         now = time.time()
         with self._writing() as db:

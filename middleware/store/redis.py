@@ -225,6 +225,14 @@ class RedisLevel2:
         meta, body = found
         return ResourceMeta.decode(meta), bytes(body)
 
+    def touch_resource(self, sid: str, sha256: str, ttl: float) -> None:
+        ms = _ms(ttl)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.pexpire(BLOB + sha256, ms)
+        pipe.pexpire(INDEX + sid, ms)
+        pipe.pexpire(HASHES + sid, ms)
+        pipe.execute()
+
     def link_resource(self, sid: str, url: str, sha256: str, ttl: float) -> ResourceMeta | None:
         meta = self._link_resource(
             keys=[INDEX + sid, HASHES + sid, BLOB + sha256], args=[url, sha256, _ms(ttl)]

@@ -8,6 +8,7 @@ entries. Level 2 errors never escape: the breaker reports them and we carry on w
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from .local import LocalCache
 
 #: What an entry costs level 1 besides its body and URL: the prebuilt header lists, the objects.
 ENTRY_OVERHEAD = 1024
+#: Types for which the serving layer keeps a second body (rewritten CSS, or a gzip variant).
+VARIANT_TYPES = ("text/css", "image/svg+xml", "application/json")
 #: Sessions whose URL index level 1 remembers (an index is small: URL -> meta).
 MAX_LOCAL_SESSIONS = 100_000
 
@@ -34,6 +37,7 @@ class CachedResource:
     meta: ResourceMeta
     body: bytes
     prepared: dict[Any, Any] = field(default_factory=dict)
+    touched: float = field(default_factory=time.monotonic)  # when level 2's TTL was last slid
 
 
 class TieredStore:
@@ -48,6 +52,7 @@ class TieredStore:
         self.level2 = level2
         self.local: LocalCache[CachedResource] = LocalCache(local_max_bytes, local_ttl)
         self.cache_ttl = cache_ttl
+        self.touch_every = cache_ttl / 4
         # Level 1's own index of what each session stored, for check/link/status while level 2
         # is down, and to drop a session's entries when it ends.
         self._index: TTLCache[str, dict[str, ResourceMeta]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
@@ -56,7 +61,10 @@ class TieredStore:
     # --- level-1 bookkeeping ----------------------------------------------------------------
 
     def _cache_locally(self, sid: str, url: str, entry: CachedResource) -> None:
-        self.local.put((sid, url), entry, len(entry.body) + len(url) + len(sid) + ENTRY_OVERHEAD)
+        body = len(entry.body)
+        if entry.meta.content_type.startswith(VARIANT_TYPES):
+            body *= 2  # the served variant (rewritten stylesheet, gzip) lives beside the body
+        self.local.put((sid, url), entry, body + len(url) + len(sid) + ENTRY_OVERHEAD)
         with self._index_lock:
             index = self._index.get(sid)
             if index is None:
@@ -79,6 +87,8 @@ class TieredStore:
         """The session's copy of ``url`` and the level it came from (``L1`` or ``L2``)."""
         entry = self.local.get((sid, url))
         if entry is not None:
+            if time.monotonic() - entry.touched > self.touch_every:
+                self._touch(sid, entry)
             return entry, "L1"
         try:
             found = self._level2("get_resource", sid, url, self.cache_ttl)
@@ -89,6 +99,15 @@ class TieredStore:
         entry = CachedResource(*found)
         self._cache_locally(sid, url, entry)
         return entry, "L2"
+
+    def _touch(self, sid: str, entry: CachedResource) -> None:
+        """Keep level 2's sliding TTL alive for an entry level 1 keeps serving: one small call
+        per entry every quarter of ``cache_ttl``, not one per hit."""
+        entry.touched = time.monotonic()
+        try:
+            self._level2("touch_resource", sid, entry.meta.sha256, self.cache_ttl)
+        except Level2Unavailable:
+            pass
 
     def put(self, sid: str, url: str, meta: ResourceMeta, body: bytes) -> str:
         """Store in both levels; returns ``"L1+L2"`` or ``"L1"`` (level 2 unavailable)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from urllib.parse import parse_qs
 
@@ -253,3 +254,23 @@ def test_health_and_metrics(cobrowse):
     assert 'cobrowse_rejections_total{reason="unsupported_type"} 1.0' in text
     assert f"cobrowse_stored_bytes_total {float(len(PNG))}" in text
     assert 'cobrowse_requests_total{endpoint="resources"}' in text
+
+
+def test_compressible_types_get_a_gzip_variant_with_its_own_etag(cobrowse):
+    session = cobrowse.new_session()
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg">' + b'<rect width="1" height="1"/>' * 100 + b"</svg>"
+    cobrowse.upload(session, f"{SITE}/icon.svg", svg, "image/svg+xml")
+    url = cobrowse.fetch(session["view_token"], f"{SITE}/icon.svg").url
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=10)
+    packed = requests.get(url, headers={"Accept-Encoding": "gzip"}, timeout=10, stream=True)
+    raw = packed.raw.read(decode_content=False)
+    assert plain.content == svg and "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip" and len(raw) < len(svg) // 2
+    assert gzip.decompress(raw) == svg
+    assert plain.headers["Vary"] == packed.headers["Vary"] == "Accept-Encoding"
+    assert plain.headers["ETag"] != packed.headers["ETag"]
+    refused = requests.get(url, headers={"Accept-Encoding": "gzip;q=0"}, timeout=10)
+    assert "Content-Encoding" not in refused.headers
+    revalidated = requests.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]},
+                               timeout=10)
+    assert revalidated.status_code == 304

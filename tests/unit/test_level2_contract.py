@@ -124,6 +124,17 @@ def test_a_read_slides_the_ttl(backend: Backend) -> None:
     assert backend.store.get_resource("s1", url, 0.6) is None
 
 
+def test_a_touch_slides_the_ttl_without_a_read(backend: Backend) -> None:
+    url = "https://site.example/a.png"
+    meta = put(backend.store, "s1", url, b"png", ttl=0.6)
+    time.sleep(0.35)
+    backend.store.touch_resource("s1", meta.sha256, 0.6)
+    time.sleep(0.35)  # 0.7 s after the upload: alive only because the touch refreshed it
+    assert backend.store.get_resource("s1", url, 0.6) is not None
+    time.sleep(0.8)
+    assert backend.store.get_resource("s1", url, 0.6) is None
+
+
 def test_ttls_are_set_and_refreshed_on_read(redis_backend: Backend) -> None:
     store, client = redis_backend.store, redis_backend.client
     meta = put(store, "s1", "https://site.example/a.png", b"png", ttl=100)
