@@ -114,8 +114,20 @@ def _send(data: bytes, content_type: str, cache_control: str) -> Response:
     return response.make_conditional(request)
 
 
-def _send_file(folder: Path, name: str, cache_control: str) -> Response:
-    """One file of ``folder`` by its URL path, or 404 (never a path outside ``folder``)."""
+# Stylesheets in this folder of the site are sent with an HTTP charset (and declare none
+# themselves): the case where only the Content-Type header says how to decode them.
+HTTP_CHARSET_FOLDERS = {"css/sjis-http/": "shift_jis"}
+
+#: Written in the sample pages where the second origin's address goes (see second_origin.py).
+SECOND_ORIGIN_PLACEHOLDER = b"__SECOND_ORIGIN__"
+
+
+def _send_file(folder: Path, name: str, cache_control: str,
+               second_origin: str | None = None) -> Response:
+    """One file of ``folder`` by its URL path, or 404 (never a path outside ``folder``).
+
+    ``second_origin``, when given, replaces the placeholder in HTML pages.
+    """
     joined = safe_join(str(folder), name)
     if joined is None:
         abort(404)
@@ -124,9 +136,31 @@ def _send_file(folder: Path, name: str, cache_control: str) -> Response:
     if content_type is None or not path.is_file():
         abort(404)
     data = path.read_bytes()
-    if content_type.startswith("text/"):
+    if content_type == "text/html" and second_origin:
+        data = data.replace(SECOND_ORIGIN_PLACEHOLDER, second_origin.encode("ascii"))
+    folder_charset = next((charset for prefix, charset in HTTP_CHARSET_FOLDERS.items()
+                           if name.startswith(prefix)), None)
+    if content_type == "text/css" and folder_charset:
+        content_type = f"text/css; charset={folder_charset}"
+    elif content_type.startswith("text/"):
         content_type = _text_content_type(content_type, data)
     return _send(data, content_type, cache_control)
+
+
+def _default_second_origin() -> str:
+    """The second origin when none is configured: this host, on the next port (as the CLI runs it)."""
+    try:
+        parts = urlsplit(f"//{request.host}")
+        port = parts.port or (443 if request.scheme == "https" else 80)
+    except ValueError:
+        parts, port = urlsplit("//127.0.0.1"), 80
+    host = parts.hostname or ""
+    # The Host header is the client's word and this goes into HTML: only plain names and addresses.
+    if not re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", host):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{request.scheme}://{host}:{port + 1}"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -142,6 +176,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=_cookie_key(settings.secret_key),
         SESSION_COOKIE_SAMESITE="Lax",
         SAMPLE_SITE_DIR=SITE_DIR,
+        # Where the sample pages' second-origin resources live (reference_app/second_origin.py);
+        # None: this host on the next port.
+        SECOND_ORIGIN=None,
     )
 
     def is_demo_user(data: Mapping[str, Any]) -> bool:
@@ -218,7 +255,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             return Response(
                 "Log in to see this resource.\n", 401, content_type="text/plain; charset=utf-8"
             )
-        return _send_file(Path(current_app.config["SAMPLE_SITE_DIR"]), name, "private, no-cache")
+        return _send_file(Path(current_app.config["SAMPLE_SITE_DIR"]), name, "private, no-cache",
+                          current_app.config.get("SECOND_ORIGIN") or _default_second_origin())
 
     app.wsgi_app = ResourceSyncMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, settings=settings, authorize_session=authorize_session

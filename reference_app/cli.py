@@ -6,6 +6,8 @@ import argparse
 import configparser
 import os
 import secrets
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=_positive, default=4, help="threads per worker (default: %(default)s)"
     )
+    parser.add_argument(
+        "--no-second-origin", action="store_true",
+        help="do not start the sample site's second origin on the next port (PORT + 1)",
+    )
     args = parser.parse_args(argv)
 
     # Tokens and login cookies are signed with the secret: every worker must hold the same one, or a
@@ -129,12 +135,35 @@ def main(argv: list[str] | None = None) -> None:
             "  Secret key:     none configured; generated one for this run, shared by its workers. "
             "Sessions and logins end when it stops: set [cobrowse] secret_key to keep them."
         )
+    second_port = args.port + 1 if args.port and not args.no_second_origin else None
+    if second_port:
+        lines.append(
+            f"  Second origin:  {_base_url(args.host, second_port)}/   (the Origins page's "
+            "resources on another origin, with and without CORS)"
+        )
     lines.append("Press Ctrl-C to stop.")
     banner = "\n".join(lines)
+    children: list[subprocess.Popen[bytes]] = []
 
     def when_ready(_arbiter: Any) -> None:
+        # Its own process, not a thread: gunicorn forks its workers from this one after this hook.
+        if second_port:
+            # A session of its own: Ctrl-C reaches gunicorn, whose exit hook then ends it.
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "reference_app.second_origin", "--host", args.host,
+                 "--port", str(second_port), "--quiet", "--parent", str(os.getpid())],
+                start_new_session=True))
         # Printed once the port is bound, so whoever reads it can connect at once.
         print(banner, flush=True)
+
+    def on_exit(_arbiter: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
     host = f"[{args.host}]" if ":" in args.host else args.host
     options: dict[str, Any] = {
@@ -143,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,  # gunicorn picks its threaded worker when this is above 1
         "proc_name": "cobrowse-server",
         "when_ready": when_ready,
+        "on_exit": on_exit,
     }
     server = _Server(settings, options)
     if "control_socket_disable" in server.cfg.settings:

@@ -11,13 +11,21 @@ again writes the same bytes, so a diff after a run means an asset really changed
 from __future__ import annotations
 
 import struct
-import sys
 from pathlib import Path
 
 SITE = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(SITE.parent))  # the repository root, for reference_app
 
-from reference_app.images import encode_png
+def _load_png_writer():
+    """reference_app/images.py on its own: importing the package would import the middleware."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_images", SITE.parent / "reference_app" / "images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.encode_png
+
+
+encode_png = _load_png_writer()
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf")
 
@@ -128,7 +136,44 @@ def make_font() -> None:
     print(f"fonts/sample-mono.woff2: {out.stat().st_size} bytes")
 
 
+def diagonal(width: int, height: int, a: tuple, b: tuple, band: int) -> bytes:
+    return bytes(
+        channel
+        for y in range(height)
+        for x in range(width)
+        for channel in (a if ((x + y) // band) % 2 == 0 else b)
+    )
+
+
+def make_more_images() -> None:
+    """The images of the pages that cover every reference kind of SPEC 8 (see README.md).
+
+    Each one looks different from every other, so a wrong candidate or a missing image shows.
+    """
+    blue, white, orange, green, purple = (30, 90, 160), (255, 255, 255), (240, 140, 30), (30, 150, 80), (130, 50, 170)
+    # srcset with x descriptors: the 2x file is twice the pixels and another colour.
+    write("img/set-1x.png", encode_png(80, 40, checker(80, 40, 10, blue, white)))
+    write("img/set-2x.png", encode_png(160, 80, checker(160, 80, 10, orange, white)))
+    # srcset with w descriptors.
+    write("img/w-160.png", encode_png(160, 60, stripes(160, 60, [green, white], 8)))
+    write("img/w-320.png", encode_png(320, 120, stripes(320, 120, [purple, white], 8)))
+    # <picture>: a wide and a narrow art direction.
+    write("img/pic-wide.png", encode_png(200, 50, diagonal(200, 50, blue, orange, 10)))
+    write("img/pic-narrow.png", encode_png(100, 50, diagonal(100, 50, green, purple, 10)))
+    # SVG <image>, video poster, input type=image.
+    write("img/svg-image.png", encode_png(60, 60, checker(60, 60, 6, purple, (250, 230, 120))))
+    write("img/poster.png", encode_png(160, 90, gradient(160, 90)))
+    write("img/go.png", encode_png(48, 24, stripes(48, 24, [(200, 60, 60), white], 6)))
+    # Reached only through stylesheets: a two-deep @import chain, CSSOM rules, a shadow root.
+    write("img/deep.png", encode_png(48, 48, diagonal(48, 48, (200, 60, 60), (250, 230, 120), 6)))
+    write("img/cssom.png", encode_png(48, 48, checker(48, 48, 12, green, (250, 230, 120))))
+    write("img/adopted.png", encode_png(48, 48, stripes(48, 48, [blue, (250, 230, 120)], 12)))
+    write("img/shadow.png", encode_png(48, 48, diagonal(48, 48, purple, white, 4)))
+    write("img/form-bg.png", encode_png(8, 8, checker(8, 8, 4, (244, 246, 250), (232, 236, 244))))
+
+
 def main() -> None:
+    make_more_images()
     write("img/photo.png", encode_png(120, 80, gradient(120, 80)))
     write("img/bg.png", encode_png(16, 16, checker(16, 16, 8, (250, 250, 250), (236, 240, 246))))
     write(
