@@ -116,6 +116,9 @@ class ResourceSyncMiddleware:
             f"{p}/metrics": ("metrics", {"GET": self.metrics_page}, False),
         }
         self._prefix_slash = p + "/"
+        self._resources_path = f"{p}/resources"
+        self._count_resources = self.metrics.requests["resources"].inc
+        self._count_l1_hit = self.metrics.hits["L1"].inc
 
     # --- WSGI -----------------------------------------------------------------------------------
 
@@ -123,6 +126,16 @@ class ResourceSyncMiddleware:
         path = environ.get("PATH_INFO", "")
         if not (path.startswith(self._prefix_slash) or path == self.prefix):
             return self.app(environ, start_response)
+        if path == self._resources_path and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            # The fast path: the same agent URL answered from level 1 within the last second.
+            hot = self.resources.hot_answer(environ.get("QUERY_STRING", ""))
+            if hot is not None:
+                self._count_resources()
+                self._count_l1_hit()
+                response = hot.prepared.answer(environ.get("HTTP_IF_NONE_MATCH"),
+                                               environ.get("HTTP_ACCEPT_ENCODING"))
+                start_response(response.status, response.headers)
+                return [] if environ["REQUEST_METHOD"] == "HEAD" else [response.body]
         response = self.dispatch(environ, path)
         start_response(response.status, response.headers)
         if environ["REQUEST_METHOD"] == "HEAD":

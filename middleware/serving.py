@@ -13,6 +13,7 @@ for the same token. That rewrite is done once per stored sheet and token and kep
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
@@ -20,7 +21,7 @@ from .metrics import Metrics
 from .responses import HttpError, PreparedResource, Response, etag_for, redirect_response
 from .rewrite.charset import decode_stylesheet, utf8_stylesheet_bytes
 from .rewrite.css import rewrite_stylesheet
-from .sessions import Session, SessionManager
+from .sessions import REVALIDATE_AFTER, Session, SessionManager
 from .store.tiered import CachedResource, TieredStore
 from .urls import BadURL, normalize_url
 
@@ -31,6 +32,25 @@ KIND_OF_AS = {"style": "css", "font": "font", "image": "image"}
 MAX_VARIANTS = 16
 #: What the agent's browser last got for each URL, per session, for the viewer's panel.
 MAX_SERVED_PER_SESSION = 5000
+#: How long a remembered answer may be given without asking the session and the store again:
+#: the same staleness a session record may have (sessions.REVALIDATE_AFTER).
+HOT_FOR = REVALIDATE_AFTER
+#: Remembered answers kept at most; past this, expired ones are swept (or all, if none expired).
+MAX_HOT = 4096
+L1_HIT = ("cache", "L1", 200)
+
+
+class HotAnswer:
+    """A level-1 hit remembered by its raw query string: the fast path's whole state."""
+
+    __slots__ = ("session", "url", "prepared", "until", "generation")
+
+    def __init__(self, session: Session, url: str, prepared: PreparedResource, until: float, generation: int):
+        self.session = session
+        self.url = url
+        self.prepared = prepared
+        self.until = until
+        self.generation = generation
 
 
 class ServerSideSync(Protocol):
@@ -52,6 +72,27 @@ class ResourceServer:
         self.metrics = metrics
         self.proxy_types = proxy_types
         self.fetcher = fetcher
+        self.hot: dict[str, HotAnswer] = {}
+
+    def hot_answer(self, query_string: str) -> HotAnswer | None:
+        """The remembered answer for this exact query, if it may still be given as it is.
+
+        It may while it is younger than ``HOT_FOR``, nothing in the store changed since, and its
+        session was not ended here; otherwise ``serve`` decides afresh (and remembers again).
+        """
+        hot = self.hot.get(query_string)
+        if (hot is None or hot.generation != self.store.generation or hot.session.ended
+                or hot.until < time.monotonic()):
+            return None
+        hot.session.served[hot.url] = L1_HIT
+        return hot
+
+    def _remember(self, query_string: str, session: Session, url: str, prepared: PreparedResource) -> None:
+        now = time.monotonic()
+        if len(self.hot) >= MAX_HOT:
+            fresh = {q: h for q, h in self.hot.items() if h.until >= now}
+            self.hot = fresh if len(fresh) < MAX_HOT // 2 else {}
+        self.hot[query_string] = HotAnswer(session, url, prepared, now + HOT_FOR, self.store.generation)
 
     def serve(self, query_string: str, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
@@ -64,12 +105,17 @@ class ResourceServer:
         # Set by the rewriter on @import targets: the importing sheet's encoding (CSS Syntax 3).
         referrer_charset = query.get("cs") or session.charset
 
+        generation = self.store.generation
         found = self.store.get(session.sid, url)
         if found is not None:
             entry, tier = found
             self.metrics.hits[tier].inc()
             self._record(session, url, ("cache", tier, 200))
             prepared = self._prepared(entry, url, "cache", tier, token, referrer_charset)
+            if generation == self.store.generation:  # nothing changed while we looked
+                # Next time it is a level-1 hit (a level-2 hit was promoted just now).
+                hot = prepared if tier == "L1" else self._prepared(entry, url, "cache", "L1", token, referrer_charset)
+                self._remember(query_string, session, url, hot)
             return prepared.answer(if_none_match, accept_encoding)
 
         kind = KIND_OF_AS.get(query.get("as", ""))

@@ -207,7 +207,9 @@ class SessionManager:
         try:
             fields = self._level2("get_session", sid, self.session_ttl)
         except Level2Unavailable:
-            return session  # level 1's copy is all we have
+            if session is not None:  # level 1's copy is all we have; ask again in a while
+                session.checked_at = time.monotonic()
+            return session
         if fields is not None and fields.get("ended") == "1":
             # An ended session may be a bare tombstone (level 2 lost the record before the end).
             if session is None:

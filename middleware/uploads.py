@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.wsgi import get_input_stream
 
+from . import sniff
 from .responses import HttpError
 from .sessions import Session, SessionManager
 from .store.base import ResourceMeta
@@ -42,6 +44,13 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_CHECK_ENTRIES = 10_000
 #: Multipart framing allowed on top of the payload bytes (part headers, boundaries).
 MULTIPART_OVERHEAD = 4096
+#: The header block of one multipart part (and a preamble or epilogue) is held in memory until it
+#: ends: at most this many bytes (plus one read chunk), else 400. Real part headers are ~200 bytes.
+MAX_PART_HEADER_BYTES = 16 * 1024
+#: A Content-Type longer than this is no accepted type (RFC 6838 names are <= 127 + 1 + 127 chars,
+#: plus a charset): refused as 415 before it is parsed.
+MAX_CONTENT_TYPE_LENGTH = 512
+#: URLs (X-Cobrowse-Url, part names, check entries) are limited by ``urls.MAX_URL_LENGTH`` (8 KiB).
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -51,7 +60,7 @@ def stored_content_type(raw: str | None) -> str | None:
     Stylesheets keep their ``charset`` parameter: it is what the customer's browser saw, and it
     decides how the sheet is decoded later (SPEC 5).
     """
-    if not raw:
+    if not raw or len(raw) > MAX_CONTENT_TYPE_LENGTH:
         return None
     mimetype, options = parse_options_header(raw)
     mimetype = mimetype.lower()
@@ -63,10 +72,21 @@ def stored_content_type(raw: str | None) -> str | None:
     return mimetype
 
 
+def _read(stream: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of the body; 400 when the body ends before its Content-Length or its
+    framing is broken (a lying chunk size: werkzeug's and gunicorn's readers raise OSError)."""
+    try:
+        return stream.read(size)
+    except ClientDisconnected:
+        raise HttpError(400, "bad_request", "the request body ended before its Content-Length") from None
+    except OSError as exc:
+        raise HttpError(400, "bad_request", f"the request body could not be read: {exc}") from None
+
+
 def read_json(environ: WSGIEnvironment, required: bool = True, limit: int = MAX_JSON_BYTES) -> Any:
     """The request's JSON body (at most ``limit`` bytes), or None when optional and empty."""
     stream = get_input_stream(environ, max_content_length=None)
-    body = stream.read(limit + 1)
+    body = _read(stream, limit + 1)
     if len(body) > limit:
         raise HttpError(413, "too_large", f"this JSON body is limited to {limit} bytes")
     if not body.strip():
@@ -120,6 +140,9 @@ class Uploader:
     def _finish(self, session: Session, part: _Part) -> dict[str, Any]:
         """Store a fully received part; returns its ``stored`` entry or raises HttpError."""
         body = b"".join(part.chunks)
+        refused = sniff.refusal(part.content_type or "", body)
+        if refused is not None:
+            raise HttpError(415, "unsupported_type", f"{part.content_type}: {refused}")
         if not self.sessions.reserve_bytes(session, len(body)):
             raise HttpError(413, "quota_exceeded", "the session's upload quota is used up")
         meta = ResourceMeta(part.hasher.hexdigest(), len(body), part.content_type or "")
@@ -144,7 +167,7 @@ class Uploader:
             raise self._limit_error(error, limit)
         part = _Part(url, content_type, limit)
         stream = get_input_stream(environ, max_content_length=None)
-        while chunk := stream.read(CHUNK):
+        while chunk := _read(stream, CHUNK):
             part.feed(chunk)
             if part.error:
                 raise self._limit_error(error, limit)
@@ -159,7 +182,8 @@ class Uploader:
 
     def upload_batch(self, environ: WSGIEnvironment, session: Session, boundary: str) -> tuple[int, dict[str, Any]]:
         """Store every acceptable part; 201 when at least one was stored, else 422."""
-        decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_PARTS)
+        decoder = MultipartDecoder(boundary.encode("latin-1"), CHUNK + MAX_PART_HEADER_BYTES,
+                                   max_parts=MAX_PARTS)
         stream: IO[bytes] = get_input_stream(environ, max_content_length=None)
         stored: list[dict[str, Any]] = []
         rejected: list[dict[str, str]] = []
@@ -192,15 +216,21 @@ class Uploader:
 
         try:
             while True:
-                chunk = stream.read(CHUNK)
+                chunk = _read(stream, CHUNK)
                 received += len(chunk)
                 if received > budget:
                     raise HttpError(413, "too_large", "the batch is larger than the session may upload")
-                decoder.receive_data(chunk or None)
+                try:
+                    decoder.receive_data(chunk or None)
+                except RequestEntityTooLarge:  # a header block, preamble or epilogue kept growing
+                    raise HttpError(400, "bad_request", "multipart part headers are limited to "
+                                    f"{MAX_PART_HEADER_BYTES} bytes") from None
                 while not isinstance(event := decoder.next_event(), (NeedData, Epilogue)):
                     handle(event)
                 if isinstance(event, Epilogue) or not chunk:
                     break
+        except RequestEntityTooLarge:  # next_event() past max_parts
+            raise HttpError(413, "too_large", f"at most {MAX_PARTS} parts a batch") from None
         except ValueError as exc:  # werkzeug's decoder on broken framing
             raise HttpError(400, "bad_request", f"malformed multipart body: {exc}") from None
         if part is not None or not isinstance(event, Epilogue):
@@ -209,10 +239,11 @@ class Uploader:
 
     def _start_part(self, session: Session, event: Field | File) -> tuple[_Part, str]:
         limit, limit_error = self._part_limit(session)
+        name = event.name or ""  # None when Content-Disposition has no name
         try:
-            url = normalize_url(event.name)
+            url = normalize_url(name)
         except BadURL:
-            return _Part(event.name[:2048], None, 0, error="bad_url"), limit_error
+            return _Part(name[:2048], None, 0, error="bad_url"), limit_error
         content_type = stored_content_type(event.headers.get("Content-Type"))
         error = None if content_type else "unsupported_type"
         return _Part(url, content_type, limit, error=error), limit_error

@@ -7,10 +7,15 @@ implements the WHATWG parser that browsers use, so we do not re-implement its ma
 
 from __future__ import annotations
 
+import re
+
 import ada_url
 
 #: Longest URL accepted anywhere (browsers cope with ~2 MB, but no real resource URL needs more).
 MAX_URL_LENGTH = 8192
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BadURL(ValueError):
@@ -25,7 +30,7 @@ def normalize_url(raw: str, base: str | None = None) -> str:
     """
     if not raw or len(raw) > MAX_URL_LENGTH:
         raise BadURL("the URL is empty or too long")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+    if _CONTROL_CHARACTERS.search(raw):
         # The WHATWG parser strips tabs and newlines silently; we refuse them instead, since a URL
         # that needed them is not one a browser produced.
         raise BadURL("the URL contains control characters")

@@ -53,6 +53,9 @@ class TieredStore:
         self.local: LocalCache[CachedResource] = LocalCache(local_max_bytes, local_ttl)
         self.cache_ttl = cache_ttl
         self.touch_every = cache_ttl / 4
+        # Bumped by every change to what a (session, URL) names, so answers remembered by the
+        # serving layer's fast path can tell they are stale with one integer compare.
+        self.generation = 0
         # Level 1's own index of what each session stored, for check/link/status while level 2
         # is down, and to drop a session's entries when it ends.
         self._index: TTLCache[str, dict[str, ResourceMeta]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
@@ -111,6 +114,7 @@ class TieredStore:
 
     def put(self, sid: str, url: str, meta: ResourceMeta, body: bytes) -> str:
         """Store in both levels; returns ``"L1+L2"`` or ``"L1"`` (level 2 unavailable)."""
+        self.generation += 1
         self._cache_locally(sid, url, CachedResource(meta, body))
         try:
             self._level2("put_resource", sid, url, meta, body, self.cache_ttl)
@@ -129,6 +133,7 @@ class TieredStore:
 
     def link(self, sid: str, url: str, sha256: str) -> ResourceMeta | None:
         """Point ``url`` at content this session itself uploaded under another URL, if any."""
+        self.generation += 1
         source = next(
             (u for u, meta in self._local_index(sid).items() if meta.sha256 == sha256), None
         )
@@ -152,6 +157,7 @@ class TieredStore:
 
     def drop_session(self, sid: str) -> None:
         """Forget a session's entries in level 1 (level 2 forgets them in ``end_session``)."""
+        self.generation += 1
         with self._index_lock:
             index = self._index.pop(sid, None) or {}
         for url in index:

@@ -274,3 +274,21 @@ def test_compressible_types_get_a_gzip_variant_with_its_own_etag(cobrowse):
     revalidated = requests.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]},
                                timeout=10)
     assert revalidated.status_code == 304
+
+
+def test_remembered_answers_never_outlive_a_change(cobrowse):
+    """The level-1 fast path: a re-upload, an end and the counters all take effect at once."""
+    session = cobrowse.new_session()
+    url = f"{SITE}/changing.png"
+    cobrowse.upload(session, url, png(seed=1), "image/png")
+    for _ in range(3):  # the second and third are answered by the fast path
+        assert cobrowse.fetch(session["view_token"], url).content == png(seed=1)
+    cobrowse.upload(session, url, png(seed=2), "image/png")
+    assert cobrowse.fetch(session["view_token"], url).content == png(seed=2)
+    head = requests.head(cobrowse.fetch(session["view_token"], url).url, timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    metrics = requests.get(f"{cobrowse.api}/metrics", timeout=10).text
+    assert 'cobrowse_cache_hits_total{tier="L1"} 6.0' in metrics
+    requests.delete(f"{cobrowse.api}/sessions/current", headers={"X-Cobrowse-Token": session["upload_token"]},
+                    timeout=10)
+    assert cobrowse.fetch(session["view_token"], url).status_code == 403
