@@ -22,6 +22,7 @@ from .responses import HttpError, PreparedResource, Response, etag_for, redirect
 from .rewrite.charset import decode_stylesheet, utf8_stylesheet_bytes
 from .rewrite.css import rewrite_stylesheet
 from .sessions import REVALIDATE_AFTER, Session, SessionManager
+from .store.base import NOT_FETCHED
 from .store.tiered import CachedResource, TieredStore
 from .urls import BadURL, normalize_url
 
@@ -97,16 +98,24 @@ class ResourceServer:
     def serve(self, query_string: str, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         token = query.get("token", "")
-        session = self.sessions.authenticate(token, "view")
+        sid = self.sessions.verify(token, "view").session
         try:
             url = normalize_url(query.get("url", ""))
         except BadURL as exc:
             raise HttpError(400, "bad_url", f"url: {exc}") from None
+        prefetched = NOT_FETCHED
+        if self.sessions.is_fresh(sid) or self.store.in_level1(sid, url):
+            session = self.sessions.require_live(sid)
+        else:
+            # This process has not seen the session lately: one level-2 round trip brings both
+            # its record and the resource.
+            record, prefetched = self.store.get_with_session(sid, url, self.sessions.session_ttl)
+            session = self.sessions.require_live(sid, record)
         # Set by the rewriter on @import targets: the importing sheet's encoding (CSS Syntax 3).
         referrer_charset = query.get("cs") or session.charset
 
         generation = self.store.generation
-        found = self.store.get(session.sid, url)
+        found = self.store.get(sid, url, prefetched)
         if found is not None:
             entry, tier = found
             self.metrics.hits[tier].inc()

@@ -19,7 +19,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from .responses import HttpError
-from .store.base import Level2Unavailable
+from .store.base import NOT_FETCHED, UNAVAILABLE, Level2Unavailable
 from .store.breaker import CircuitBreaker
 from .tokens import InvalidToken, TokenClaims, TokenSigner
 
@@ -171,8 +171,8 @@ class SessionManager:
 
     # --- using a session -----------------------------------------------------------------------
 
-    def authenticate(self, token: str | None, role: str) -> Session:
-        """The live session a token of ``role`` opens; otherwise ``403``."""
+    def verify(self, token: str | None, role: str) -> TokenClaims:
+        """The claims of a genuine, unexpired token of ``role``; otherwise ``403``."""
         with self._lock:
             claims = self._verified.get((token or "", role))
         try:
@@ -184,17 +184,34 @@ class SessionManager:
                 raise InvalidToken("expired token")
         except InvalidToken as exc:
             raise HttpError(403, "forbidden", str(exc)) from None
-        session = self.live(claims.session)
+        return claims
+
+    def authenticate(self, token: str | None, role: str) -> Session:
+        """The live session a token of ``role`` opens; otherwise ``403``."""
+        return self.require_live(self.verify(token, role).session)
+
+    def require_live(self, sid: str, record: Any = NOT_FETCHED) -> Session:
+        session = self.live(sid, record)
         if session is None:
             raise HttpError(403, "forbidden", "this session has expired or ended")
         return session
 
-    def live(self, sid: str) -> Session | None:
-        """The session if it lives, refreshing its idle timer; None otherwise."""
+    def is_fresh(self, sid: str) -> bool:
+        """Whether this process's copy of the session may be used without asking level 2."""
         with self._lock:
             session = self._sessions.get(sid)
-        if session is None or time.monotonic() - session.checked_at >= REVALIDATE_AFTER:
-            session = self._revalidate(sid, session)
+        return session is not None and time.monotonic() - session.checked_at < REVALIDATE_AFTER
+
+    def live(self, sid: str, record: Any = NOT_FETCHED) -> Session | None:
+        """The session if it lives, refreshing its idle timer; None otherwise.
+
+        ``record`` is level 2's answer when the caller already fetched it (None: level 2 has no
+        such record; ``UNAVAILABLE``: level 2 could not be asked).
+        """
+        with self._lock:
+            session = self._sessions.get(sid)
+        if record is not NOT_FETCHED or session is None or time.monotonic() - session.checked_at >= REVALIDATE_AFTER:
+            session = self._revalidate(sid, session, record)
         if session is None or session.ended:
             return None
         now = time.time()
@@ -203,10 +220,14 @@ class SessionManager:
         session.last_used = now
         return session
 
-    def _revalidate(self, sid: str, session: Session | None) -> Session | None:
-        try:
-            fields = self._level2("get_session", sid, self.session_ttl)
-        except Level2Unavailable:
+    def _revalidate(self, sid: str, session: Session | None, record: Any = NOT_FETCHED) -> Session | None:
+        fields = record
+        if record is NOT_FETCHED:
+            try:
+                fields = self._level2("get_session", sid, self.session_ttl)
+            except Level2Unavailable:
+                fields = UNAVAILABLE
+        if fields is UNAVAILABLE:
             if session is not None:  # level 1's copy is all we have; ask again in a while
                 session.checked_at = time.monotonic()
             return session

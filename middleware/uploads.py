@@ -95,7 +95,7 @@ def read_json(environ: WSGIEnvironment, required: bool = True, limit: int = MAX_
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nesting
         raise HttpError(400, "bad_request", "the body is not valid JSON") from None
 
 

@@ -24,6 +24,12 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol
 
 
+#: Markers for a level-2 answer handed from one layer to another: "not asked yet", and "could not
+#: be asked" (as opposed to None: asked, and there is nothing).
+NOT_FETCHED = object()
+UNAVAILABLE = object()
+
+
 class Level2Unavailable(Exception):
     """Level 2 failed, timed out, or its circuit breaker is open."""
 
@@ -91,6 +97,12 @@ class Level2(Protocol):
     def get_resource(self, sid: str, url: str, ttl: float) -> tuple[ResourceMeta, bytes] | None:
         """The session's copy of ``url`` in one round trip, refreshing its TTLs; None if absent
         (including when the index names a blob that has expired)."""
+
+    def get_session_and_resource(
+        self, sid: str, url: str, session_ttl: float, cache_ttl: float
+    ) -> tuple[dict[str, str] | None, tuple[ResourceMeta, bytes] | None]:
+        """``get_session`` and ``get_resource`` together, in one round trip: what a process that
+        has not seen the session yet needs for an agent's first request."""
 
     def touch_resource(self, sid: str, sha256: str, ttl: float) -> None:
         """Slide the TTLs of the session's index and of the blob, without reading the bytes

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from .base import ResourceMeta
@@ -186,6 +187,26 @@ class RedisLevel2:
         if not flat:
             return None
         return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def get_session_and_resource(
+        self, sid: str, url: str, session_ttl: float, cache_ttl: float
+    ) -> tuple[dict[str, str] | None, tuple[ResourceMeta, bytes] | None]:
+        # The two scripts do not depend on each other: one pipeline, one round trip. EVALSHA
+        # directly: a pipeline given Script objects first asks SCRIPT EXISTS, a round trip more.
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.evalsha(self._get_session.sha, 1, SESSION + sid, _ms(session_ttl), CODE, sid)
+            pipe.evalsha(self._get_resource.sha, 2, INDEX + sid, HASHES + sid, url, _ms(cache_ttl), BLOB)
+            try:
+                flat, found = pipe.execute()
+                break
+            except NoScriptError:  # a restarted Redis has forgotten our scripts
+                if attempt == 2:
+                    raise
+                self.client.script_load(_GET_SESSION)
+                self.client.script_load(_GET_RESOURCE)
+        fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)} if flat else None
+        return fields, (ResourceMeta.decode(found[0]), bytes(found[1])) if found else None
 
     def update_session(self, sid: str, fields: Mapping[str, str]) -> None:
         if fields:

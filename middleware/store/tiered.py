@@ -14,7 +14,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from .base import Level2Unavailable, ResourceMeta
+from .base import NOT_FETCHED, UNAVAILABLE, Level2Unavailable, ResourceMeta
 from .breaker import CircuitBreaker
 from .local import LocalCache
 
@@ -86,17 +86,30 @@ class TieredStore:
 
     # --- the operations ---------------------------------------------------------------------
 
-    def get(self, sid: str, url: str) -> tuple[CachedResource, str] | None:
-        """The session's copy of ``url`` and the level it came from (``L1`` or ``L2``)."""
+    def get_with_session(self, sid: str, url: str, session_ttl: float) -> tuple[Any, Any]:
+        """Level 2's session record and the session's copy of ``url``, in one round trip, for
+        ``get(..., prefetched=)`` and ``SessionManager.live(..., record)``."""
+        try:
+            return self._level2("get_session_and_resource", sid, url, session_ttl, self.cache_ttl)
+        except Level2Unavailable:
+            return UNAVAILABLE, None
+
+    def get(self, sid: str, url: str, prefetched: Any = NOT_FETCHED) -> tuple[CachedResource, str] | None:
+        """The session's copy of ``url`` and the level it came from (``L1`` or ``L2``).
+
+        ``prefetched`` is level 2's answer when ``get_with_session`` already asked for it.
+        """
         entry = self.local.get((sid, url))
         if entry is not None:
             if time.monotonic() - entry.touched > self.touch_every:
                 self._touch(sid, entry)
             return entry, "L1"
-        try:
-            found = self._level2("get_resource", sid, url, self.cache_ttl)
-        except Level2Unavailable:
-            return None
+        found = prefetched
+        if found is NOT_FETCHED:
+            try:
+                found = self._level2("get_resource", sid, url, self.cache_ttl)
+            except Level2Unavailable:
+                return None
         if found is None:
             return None
         entry = CachedResource(*found)

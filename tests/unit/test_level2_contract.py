@@ -135,6 +135,25 @@ def test_a_touch_slides_the_ttl_without_a_read(backend: Backend) -> None:
     assert backend.store.get_resource("s1", url, 0.6) is None
 
 
+def test_session_and_resource_in_one_call(backend: Backend) -> None:
+    store = backend.store
+    assert store.create_session("s1", {"created": "1.0", "ended": "0"}, "123456789", LONG)
+    meta = put(store, "s1", "https://site.example/a.png", b"\x00png")
+    fields, found = store.get_session_and_resource("s1", "https://site.example/a.png", LONG, LONG)
+    assert fields is not None and fields["created"] == "1.0"
+    assert found == (meta, b"\x00png")
+    fields, found = store.get_session_and_resource("s1", "https://site.example/none.png", LONG, LONG)
+    assert fields is not None and found is None
+    assert store.get_session_and_resource("nobody", "https://site.example/a.png", LONG, LONG) == (None, None)
+
+
+def test_the_combined_read_survives_a_redis_that_forgot_its_scripts(redis_backend: Backend) -> None:
+    store, client = redis_backend.store, redis_backend.client
+    meta = put(store, "s1", "https://site.example/a.png", b"png")
+    client.script_flush()
+    assert store.get_session_and_resource("s1", "https://site.example/a.png", LONG, LONG) == (None, (meta, b"png"))
+
+
 def test_ttls_are_set_and_refreshed_on_read(redis_backend: Backend) -> None:
     store, client = redis_backend.store, redis_backend.client
     meta = put(store, "s1", "https://site.example/a.png", b"png", ttl=100)
