@@ -59,6 +59,8 @@ class TieredStore:
         # Level 1's own index of what each session stored, for check/link/status while level 2
         # is down, and to drop a session's entries when it ends.
         self._index: TTLCache[str, dict[str, ResourceMeta]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
+        # Per session: content hash -> a URL holding it, so ``link`` finds a source in O(1).
+        self._by_hash: TTLCache[str, dict[str, str]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
         self._index_lock = threading.Lock()
 
     # --- level-1 bookkeeping ----------------------------------------------------------------
@@ -73,6 +75,10 @@ class TieredStore:
             if index is None:
                 index = self._index[sid] = {}
             index[url] = entry.meta
+            by_hash = self._by_hash.get(sid)
+            if by_hash is None:
+                by_hash = self._by_hash[sid] = {}
+            by_hash[entry.meta.sha256] = url
 
     def _local_index(self, sid: str) -> dict[str, ResourceMeta]:
         with self._index_lock:
@@ -147,10 +153,11 @@ class TieredStore:
     def link(self, sid: str, url: str, sha256: str) -> ResourceMeta | None:
         """Point ``url`` at content this session itself uploaded under another URL, if any."""
         self.generation += 1
-        source = next(
-            (u for u, meta in self._local_index(sid).items() if meta.sha256 == sha256), None
-        )
+        with self._index_lock:
+            source = (self._by_hash.get(sid) or {}).get(sha256)
         local_entry = self.local.get((sid, source)) if source is not None else None
+        if local_entry is not None and local_entry.meta.sha256 != sha256:
+            local_entry = None  # that URL was uploaded again since, with other bytes
         try:
             meta = self._level2("link_resource", sid, url, sha256, self.cache_ttl)
         except Level2Unavailable:
@@ -173,5 +180,6 @@ class TieredStore:
         self.generation += 1
         with self._index_lock:
             index = self._index.pop(sid, None) or {}
+            self._by_hash.pop(sid, None)
         for url in index:
             self.local.pop((sid, url))

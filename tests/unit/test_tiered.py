@@ -43,3 +43,14 @@ def test_stylesheets_are_accounted_with_their_served_variant():
     store.put("s1", "https://s.example/a.png", ResourceMeta("c" * 64, 1000, "image/png"), b"x" * 1000)
     sizes = dict((k[1], v[1]) for k, v in store.local._items.items())
     assert sizes["https://s.example/a.css"] - sizes["https://s.example/a.png"] == 1000
+
+
+def test_link_never_copies_bytes_a_url_no_longer_holds():
+    store = TieredStore(None, 10_000_000, 60, cache_ttl=60, session_ttl=60)
+    old, new = ResourceMeta("1" * 64, 3, "image/png"), ResourceMeta("2" * 64, 3, "image/png")
+    store.put("s1", "https://s.example/a.png", old, b"old")
+    store.put("s1", "https://s.example/a.png", new, b"new")  # a.png no longer holds "old"
+    assert store.link("s1", "https://s.example/b.png", "1" * 64) is None
+    assert store.get("s1", "https://s.example/b.png") is None
+    assert store.link("s1", "https://s.example/c.png", "2" * 64) == new
+    assert store.get("s1", "https://s.example/c.png")[0].body == b"new"
