@@ -17,6 +17,8 @@ import time
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
+from werkzeug.http import parse_options_header
+
 from .metrics import Metrics
 from .responses import HttpError, PreparedResource, Response, etag_for, redirect_response
 from .rewrite.charset import decode_stylesheet, utf8_stylesheet_bytes
@@ -165,7 +167,8 @@ class ResourceServer:
         return prepared
 
     def _rewrite_stylesheet(self, entry: CachedResource, url: str, token: str, referrer_charset: str) -> bytes:
-        text, encoding = decode_stylesheet(entry.body, _charset_of(entry.meta.content_type), referrer_charset or None)
+        http_charset = parse_options_header(entry.meta.content_type)[1].get("charset")
+        text, encoding = decode_stylesheet(entry.body, http_charset, referrer_charset or None)
         endpoint, quoted_token = self.endpoint, quote(token, safe="")
         # An @import target falls back to its importing sheet's encoding, as in browsers: pass
         # it along in the rewritten URL, where serve() reads it back as ``cs``.
@@ -176,11 +179,3 @@ class ResourceServer:
             return target + import_hint if kind == "style" else target
 
         return utf8_stylesheet_bytes(rewrite_stylesheet(text, url, make_url))
-
-
-def _charset_of(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "charset" and value:
-            return value.strip().strip('"')
-    return None
