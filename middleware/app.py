@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
 
 from .fetch.sync import ServerSideSync
 from .metrics import Metrics
-from .responses import HttpError, PreparedResource, Response, empty_response, json_response
+from .responses import STATUS_LINES, HttpError, PreparedResource, Response, empty_response, json_response
 from .serving import ResourceServer
 from .sessions import Session, SessionManager
 from .settings import Settings
@@ -27,7 +28,7 @@ from .store.embedded import EmbeddedLevel2
 from .store.redis import RedisLevel2
 from .store.tiered import TieredStore
 from .tokens import TokenSigner
-from .uploads import Uploader, read_json
+from .uploads import MAX_CONTENT_TYPE_LENGTH, Uploader, read_json
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -167,6 +168,11 @@ class ResourceSyncMiddleware:
         except HttpError as exc:
             self.metrics.reject(exc.code)
             response = exc.response()
+        except HTTPException as exc:  # werkzeug's own refusals (e.g. a malformed request body)
+            status = exc.code if exc.code in STATUS_LINES else 400
+            error = HttpError(status, "bad_request" if status < 500 else "internal", exc.description or exc.name)
+            self.metrics.reject(error.code)
+            response = error.response()
         except Exception:  # never a traceback in a response; the log keeps it
             log.exception("error handling %s %s", method, path)
             self.metrics.reject("internal")
@@ -250,7 +256,10 @@ class ResourceSyncMiddleware:
 
     def upload_resources(self, environ: WSGIEnvironment) -> Response:
         session = self._customer(environ)
-        mimetype, options = parse_options_header(environ.get("CONTENT_TYPE", ""))
+        content_type = environ.get("CONTENT_TYPE", "")
+        if len(content_type) > MAX_CONTENT_TYPE_LENGTH:  # and the header parser is slow on such
+            raise HttpError(400, "bad_request", f"Content-Type is limited to {MAX_CONTENT_TYPE_LENGTH} characters")
+        mimetype, options = parse_options_header(content_type)
         if mimetype == "multipart/form-data":
             if not options.get("boundary"):
                 raise HttpError(400, "bad_request", "multipart body without a boundary")

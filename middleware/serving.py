@@ -38,7 +38,7 @@ MAX_SERVED_PER_SESSION = 5000
 #: How long a remembered answer may be given without asking the session and the store again:
 #: the same staleness a session record may have (sessions.REVALIDATE_AFTER).
 HOT_FOR = REVALIDATE_AFTER
-#: Remembered answers kept at most; past this, expired ones are swept (or all, if none expired).
+#: Remembered answers kept at most (then they are all dropped and remembered afresh).
 MAX_HOT = 4096
 L1_HIT = ("cache", "L1", 200)
 
@@ -76,6 +76,7 @@ class ResourceServer:
         self.proxy_types = proxy_types
         self.fetcher = fetcher
         self.hot: dict[str, HotAnswer] = {}
+        self._hot_generation = -1
 
     def hot_answer(self, query_string: str) -> HotAnswer | None:
         """The remembered answer for this exact query, if it may still be given as it is.
@@ -90,12 +91,15 @@ class ResourceServer:
         hot.session.served[hot.url] = L1_HIT
         return hot
 
-    def _remember(self, query_string: str, session: Session, url: str, prepared: PreparedResource) -> None:
+    def _remember(self, query_string: str, session: Session, url: str, prepared: PreparedResource,
+                  generation: int) -> None:
         now = time.monotonic()
-        if len(self.hot) >= MAX_HOT:
-            fresh = {q: h for q, h in self.hot.items() if h.until >= now}
-            self.hot = fresh if len(fresh) < MAX_HOT // 2 else {}
-        self.hot[query_string] = HotAnswer(session, url, prepared, now + HOT_FOR, self.store.generation)
+        if generation != self._hot_generation or len(self.hot) >= MAX_HOT:
+            # Answers of an older generation may hold bodies level 1 has let go: drop them all,
+            # so what the fast path keeps alive is always accounted for in level 1.
+            self.hot = {}
+            self._hot_generation = generation
+        self.hot[query_string] = HotAnswer(session, url, prepared, now + HOT_FOR, generation)
 
     def serve(self, query_string: str, if_none_match: str | None, accept_encoding: str | None = None) -> Response:
         query = dict(parse_qsl(query_string, keep_blank_values=True))
@@ -126,7 +130,7 @@ class ResourceServer:
             if generation == self.store.generation:  # nothing changed while we looked
                 # Next time it is a level-1 hit (a level-2 hit was promoted just now).
                 hot = prepared if tier == "L1" else self._prepared(entry, url, "cache", "L1", token, referrer_charset)
-                self._remember(query_string, session, url, hot)
+                self._remember(query_string, session, url, hot, generation)
             return prepared.answer(if_none_match, accept_encoding)
 
         kind = KIND_OF_AS.get(query.get("as", ""))

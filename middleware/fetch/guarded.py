@@ -39,6 +39,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Url, make_headers, parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from .. import sniff
 from ..settings import Settings, domain_allowed
 from ..urls import BadURL, normalize_url
 from .addresses import IPAddress, refusal_reason
@@ -232,6 +233,9 @@ class GuardedFetcher:
             if content_type.split(";")[0].strip().lower() not in ACCEPTED_TYPES[kind]:
                 raise FetchError("content_type", content_type[:100])
             body = self._read_body(response, sock, deadline)
+            refused = sniff.refusal(content_type, body)  # an HTML error page labelled as CSS, ...
+            if refused is not None:
+                raise FetchError("content_sniff", refused)
             cacheable = _cacheable(response.headers.get("Cache-Control", ""))
             return Fetched(target.url, status, content_type, body, cacheable)
         except FetchError:

@@ -11,6 +11,23 @@ from cachetools import TTLCache
 V = TypeVar("V")
 
 
+class _CountingTTLCache(TTLCache):
+    """A TTLCache that counts the entries it drops by itself (LRU eviction and expiry), so that
+    whatever was built on an entry elsewhere can tell it may be gone."""
+
+    drops = 0
+
+    def popitem(self):  # type: ignore[no-untyped-def]
+        self.drops += 1
+        return super().popitem()
+
+    def expire(self, time=None):  # type: ignore[no-untyped-def]
+        expired = super().expire(time)
+        if expired:
+            self.drops += 1
+        return expired
+
+
 class LocalCache(Generic[V]):
     """A TTL cache whose bound is bytes, not entries.
 
@@ -21,7 +38,7 @@ class LocalCache(Generic[V]):
 
     def __init__(self, max_bytes: int, ttl: float, timer: Callable[[], float] = time.monotonic):
         self.max_bytes = max_bytes
-        self._items: TTLCache[Hashable, tuple[V, int]] = TTLCache(
+        self._items: TTLCache[Hashable, tuple[V, int]] = _CountingTTLCache(
             maxsize=max_bytes, ttl=ttl, timer=timer, getsizeof=lambda item: item[1]
         )
         self._lock = threading.Lock()
@@ -46,6 +63,11 @@ class LocalCache(Generic[V]):
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
+
+    @property
+    def drops(self) -> int:
+        """How many times entries were evicted or expired (never decreases)."""
+        return self._items.drops
 
     @property
     def size(self) -> int:

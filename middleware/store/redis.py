@@ -171,7 +171,9 @@ class RedisLevel2:
         self._reserve_bytes = client.register_script(_RESERVE_BYTES)
 
     def ping(self) -> None:
-        self.client.ping()
+        # A write, not PING: a Redis out of memory (noeviction) still answers PING while it
+        # refuses every write, and level 2 must not be called up then.
+        self.client.set("cb:ping", b"1", px=10_000)
 
     # --- sessions -------------------------------------------------------------------------
 

@@ -53,15 +53,20 @@ class TieredStore:
         self.local: LocalCache[CachedResource] = LocalCache(local_max_bytes, local_ttl)
         self.cache_ttl = cache_ttl
         self.touch_every = cache_ttl / 4
-        # Bumped by every change to what a (session, URL) names, so answers remembered by the
-        # serving layer's fast path can tell they are stale with one integer compare.
-        self.generation = 0
+        self._changes = 0
         # Level 1's own index of what each session stored, for check/link/status while level 2
         # is down, and to drop a session's entries when it ends.
         self._index: TTLCache[str, dict[str, ResourceMeta]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
         # Per session: content hash -> a URL holding it, so ``link`` finds a source in O(1).
         self._by_hash: TTLCache[str, dict[str, str]] = TTLCache(MAX_LOCAL_SESSIONS, session_ttl)
         self._index_lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        """Grows with every change to what a (session, URL) names and every level-1 eviction or
+        expiry, so answers remembered by the serving layer's fast path can tell with one integer
+        compare that they may be stale, or hold bytes level 1 no longer accounts for."""
+        return self._changes + self.local.drops
 
     # --- level-1 bookkeeping ----------------------------------------------------------------
 
@@ -133,7 +138,7 @@ class TieredStore:
 
     def put(self, sid: str, url: str, meta: ResourceMeta, body: bytes) -> str:
         """Store in both levels; returns ``"L1+L2"`` or ``"L1"`` (level 2 unavailable)."""
-        self.generation += 1
+        self._changes += 1
         self._cache_locally(sid, url, CachedResource(meta, body))
         try:
             self._level2("put_resource", sid, url, meta, body, self.cache_ttl)
@@ -152,7 +157,7 @@ class TieredStore:
 
     def link(self, sid: str, url: str, sha256: str) -> ResourceMeta | None:
         """Point ``url`` at content this session itself uploaded under another URL, if any."""
-        self.generation += 1
+        self._changes += 1
         with self._index_lock:
             source = (self._by_hash.get(sid) or {}).get(sha256)
         local_entry = self.local.get((sid, source)) if source is not None else None
@@ -177,7 +182,7 @@ class TieredStore:
 
     def drop_session(self, sid: str) -> None:
         """Forget a session's entries in level 1 (level 2 forgets them in ``end_session``)."""
-        self.generation += 1
+        self._changes += 1
         with self._index_lock:
             index = self._index.pop(sid, None) or {}
             self._by_hash.pop(sid, None)
