@@ -595,14 +595,18 @@ def test_cacheable(world: World, cache_control: str, cacheable: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "content_type"),
-    [("font", "font/woff2"), ("font", "application/font-woff"), ("image", "image/png"),
-     ("image", "image/svg+xml"), ("image", "image/vnd.microsoft.icon"), ("css", "TEXT/CSS")],
+    ("kind", "content_type", "body"),
+    [("font", "font/woff2", b"wOF2\x00\x01\x00\x00" + bytes(40)),
+     ("font", "application/font-woff", b"wOFF\x00\x01\x00\x00" + bytes(40)),
+     ("image", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(40)),
+     ("image", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg"/>'),
+     ("image", "image/vnd.microsoft.icon", b"\x00\x00\x01\x00\x01\x00" + bytes(40)),
+     ("css", "TEXT/CSS", b"a{}")],
 )
-def test_each_kind_accepts_its_types(world: World, kind: str, content_type: str) -> None:
-    world.origin.route("/r", body=b"\x00\x01", headers={"Content-Type": content_type})
+def test_each_kind_accepts_its_types(world: World, kind: str, content_type: str, body: bytes) -> None:
+    world.origin.route("/r", body=body, headers={"Content-Type": content_type})
     fetched = world.live.fetch(world.origin.url("/r", "origin.test"), kind)
-    assert (fetched.content_type, fetched.body) == (content_type, b"\x00\x01")
+    assert (fetched.content_type, fetched.body) == (content_type, body)
 
 
 def test_ipv6_origin_admitted_by_allowed_private_networks(world: World) -> None:
