@@ -177,7 +177,8 @@ class ResourceSyncMiddleware:
             log.exception("error handling %s %s", method, path)
             self.metrics.reject("internal")
             response = HttpError(500, "internal", "internal error").response()
-        if cors:
+        if cors and not any(name == "Access-Control-Allow-Origin" for name, _ in response.headers):
+            # (a served resource already says "*": two such headers would make browsers refuse it)
             response = Response(response.status, [*response.headers, *cors], response.body)
         return response
 
