@@ -90,12 +90,6 @@ def etag_for(meta: ResourceMeta) -> str:
     return f'"{meta.sha256[:32]}"'
 
 
-def served_content_type(meta: ResourceMeta) -> str:
-    if meta.content_type.split(";", 1)[0].strip() == "text/css":
-        return "text/css; charset=utf-8"
-    return meta.content_type
-
-
 #: Types worth a precompressed variant, and the smallest body worth compressing.
 COMPRESSIBLE_TYPES = ("text/css", "image/svg+xml", "text/html", "application/javascript")
 MIN_COMPRESSIBLE = 512

@@ -56,7 +56,7 @@ class HotAnswer:
         self.generation = generation
 
 
-class ServerSideSync(Protocol):
+class ProxyFetcher(Protocol):
     """Rule 3: a resource fetched from an allowed origin; None when it cannot be had (rule 4)."""
 
     def fetch(self, url: str, kind: str) -> CachedResource | None: ...
@@ -68,7 +68,7 @@ def is_stylesheet(entry: CachedResource) -> bool:
 
 class ResourceServer:
     def __init__(self, prefix: str, store: TieredStore, sessions: SessionManager, metrics: Metrics,
-                 proxy_types: frozenset[str], fetcher: ServerSideSync | None = None) -> None:
+                 proxy_types: frozenset[str], fetcher: ProxyFetcher | None = None) -> None:
         self.endpoint = f"{prefix}/resources"
         self.store = store
         self.sessions = sessions
