@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         "proc_name": "cobrowse-server",
         "when_ready": when_ready,
         "on_exit": on_exit,
+        # Ctrl-C can reach a worker still booting, before it listens for signals; gunicorn then
+        # waits this long before killing it. 30 s (its default) is far too long for a demo server.
+        "graceful_timeout": 3,
     }
     server = _Server(settings, options)
     if "control_socket_disable" in server.cfg.settings:
